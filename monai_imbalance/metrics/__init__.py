@@ -1,0 +1,3 @@
+"""Metrics: functional ``compute_*`` plus MONAI ``CumulativeIterationMetric`` classes."""
+
+from __future__ import annotations

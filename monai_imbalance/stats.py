@@ -1,0 +1,620 @@
+"""Dataset imbalance statistics: how imbalanced a segmentation dataset is, per class, and what the papers suggest.
+
+Every method of monai_imbalance starts from these figures: the foreground:background ratio (DIBE paper,
+Table 2), the per-image foreground share (what Mask-Aware Cropping changes), the class frequency weights of
+Bressan et al. (Eq. 5) used by balanced and uncertainty-weighted cross entropy.
+
+Example:
+    >>> from monai_imbalance.apps.synthetic import make_synthetic_pair
+    >>> from monai_imbalance.stats import ImbalanceStatistics
+    >>> stats = ImbalanceStatistics(num_classes=2)
+    >>> for seed in range(4):
+    ...     stats.update(make_synthetic_pair((64, 64), fg_fraction=0.05, seed=seed)["label"])
+    >>> report = stats.compute()
+    >>> round(report.foreground_fraction, 3)
+    0.05
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from monai_imbalance.transforms.utils import window_foreground_counts
+from monai_imbalance.utils import ensure_int_sequence, to_numpy, validate_label
+
+__all__ = [
+    "class_frequency_weights",
+    "imbalance_level",
+    "format_ratio",
+    "ImageLabelSummary",
+    "summarise_label",
+    "ClassStatistics",
+    "ImbalanceReport",
+    "ImbalanceStatistics",
+    "MAC_RHO_GRID",
+    "DIBE_PAPER_LAMBDA",
+]
+
+#: rho values of the MAC paper's grid (Sec. 4.3); suggestions are taken from it.
+MAC_RHO_GRID = (0.25, 0.5, 0.75)
+#: share of images with foreground that a suggested rho must keep croppable by MAC.
+MAC_CROPPABLE_TARGET = 0.8
+#: lambda (weight of the target class) the DIBE paper uses in every experiment (Sec. 4.3.2).
+DIBE_PAPER_LAMBDA = 0.75
+#: imbalance levels of the DIBE paper's Table 2, as lower bounds on N in FG:BG = 1:N. The paper's examples:
+#: 1:2228 extreme, 1:584 and 1:333 high, 1:191 and 1:113 medium, 1:25 low; its abstract calls below 1:1000
+#: "extremely imbalanced". The cut points between its examples (250, 100) are ours.
+IMBALANCE_LEVELS = (("extreme", 1000.0), ("high", 250.0), ("medium", 100.0), ("low", 0.0))
+
+
+def class_frequency_weights(labels: Any, num_classes: int) -> np.ndarray:
+    """Class frequency weights ``omega_c = m / (C * n_c)`` (Bressan et al., Eq. 5) over all ``labels``.
+
+    ``m`` is the number of pixels of all labels, ``C = num_classes`` and ``n_c`` the pixels of class ``c``.
+    A class that never occurs gets weight 0 (it contributes no pixel to a loss anyway). Weights are 1 for
+    every class when the classes are balanced.
+
+    Args:
+        labels: one label map (any shape, integer class indices, numpy/torch/MetaTensor) or an iterable of
+            label maps (e.g. a generator over a training set, so that they are never all in memory).
+        num_classes: number of classes including background.
+
+    Returns:
+        ``float64`` array of shape ``(num_classes,)``.
+
+    Raises:
+        ValueError: ``num_classes < 1``, no label given, or a label with non-integer or out-of-range values.
+
+    Example:
+        >>> import numpy as np
+        >>> class_frequency_weights(np.array([[0, 0, 0, 1]]), num_classes=2)  # 4 / (2 * 3), 4 / (2 * 1)
+        array([0.66666667, 2.        ])
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+    if isinstance(labels, (np.ndarray, Mapping)) or hasattr(labels, "shape"):
+        labels = [labels]
+    counts = np.zeros(num_classes, dtype=np.int64)
+    seen = 0
+    for index, label in enumerate(labels):
+        arr = validate_label(label, num_classes=num_classes, source=f"labels[{index}]")
+        counts += np.bincount(arr.ravel(), minlength=num_classes)
+        seen += 1
+    if seen == 0:
+        raise ValueError("class_frequency_weights needs at least one label; got an empty iterable.")
+    total = counts.sum()
+    weights = np.zeros(num_classes, dtype=np.float64)
+    present = counts > 0
+    weights[present] = total / (num_classes * counts[present])
+    return weights
+
+
+def imbalance_level(ratio_n: float) -> str:
+    """DIBE paper's imbalance level for a foreground:background ratio of ``1:ratio_n``."""
+    for name, lower in IMBALANCE_LEVELS:
+        if ratio_n >= lower:
+            return name
+    return "low"
+
+
+def format_ratio(count: float, background: float) -> str:
+    """``"1:N"`` with ``N = background / count`` as in the DIBE paper's Table 2; ``"absent"`` for a zero count."""
+    if count <= 0:
+        return "absent"
+    n = background / count
+    return f"1:{n:.0f}" if n >= 10 else f"1:{n:.2g}"
+
+
+@dataclass
+class ImageLabelSummary:
+    """What the statistics keep of one label map: a few numbers per class, never the label itself."""
+
+    source: str
+    spatial_shape: tuple[int, ...]
+    counts: np.ndarray  # pixels per class value, length max(label) + 1 (or num_classes)
+    component_sizes: dict[int, np.ndarray]  # class -> sizes of its connected components
+    max_window_share: float | None  # best foreground share of any MAC window (None: not computed / too small)
+
+
+def _as_spatial(label: np.ndarray, source: str) -> np.ndarray:
+    """Drop a leading singleton channel axis of a channel-first label ``(1, *spatial)``."""
+    if label.ndim in (3, 4) and label.shape[0] == 1:
+        label = label[0]
+    if label.ndim not in (2, 3):
+        raise ValueError(
+            f"label from {source} must be 2-D or 3-D (optionally with one leading channel), got shape {label.shape}."
+        )
+    return label
+
+
+def summarise_label(
+    label: Any,
+    num_classes: int | None = None,
+    connectivity: int | None = None,
+    roi_size: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] = 16,
+    source: str = "label",
+) -> ImageLabelSummary:
+    """Per-class pixel counts, connected-component sizes and best MAC window share of one label map.
+
+    ``connectivity`` follows ``scipy.ndimage.generate_binary_structure`` (1 = face neighbours; None = full,
+    8 in 2-D and 26 in 3-D, as ``skimage.measure.label``). ``roi_size`` enables the MAC window share: the
+    largest foreground share of any window on the ``stride`` grid; None when the image is smaller than the ROI.
+    """
+    arr = _as_spatial(validate_label(label, num_classes=num_classes, source=source), source)
+    counts = np.bincount(arr.ravel(), minlength=num_classes or 0)
+    structure = ndimage.generate_binary_structure(arr.ndim, connectivity or arr.ndim)
+    components: dict[int, np.ndarray] = {}
+    # find_objects gives every class's bounding box in one pass, so each class is labelled on its box only
+    boxes = ndimage.find_objects(arr)
+    for value, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        cc, n = ndimage.label(arr[box] == value, structure=structure)
+        components[value] = np.bincount(cc.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    share = None
+    if roi_size is not None:
+        roi = ensure_int_sequence(roi_size, arr.ndim, "roi_size")
+        windows = window_foreground_counts(arr, roi, stride)
+        if windows.size:
+            share = float(windows.max()) / float(np.prod(roi))
+    return ImageLabelSummary(source, tuple(arr.shape), counts, components, share)
+
+
+def _quartiles(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """min, quartiles, max and mean; every entry None when there is no value (e.g. no component)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return dict.fromkeys(("min", "q1", "median", "q3", "max", "mean"))
+    q = np.percentile(values, [0, 25, 50, 75, 100])
+    return {
+        "min": float(q[0]),
+        "q1": float(q[1]),
+        "median": float(q[2]),
+        "q3": float(q[3]),
+        "max": float(q[4]),
+        "mean": float(values.mean()),
+    }
+
+
+@dataclass
+class ClassStatistics:
+    """Statistics of one class (or of the union of all foreground classes, ``index = -1``)."""
+
+    index: int
+    name: str
+    pixels: int
+    fraction: float
+    ratio_to_background: str
+    background_per_pixel: float | None  # N of "1:N"; None when absent (or for the background itself)
+    image_fraction: dict[str, float | None]  # per-image share of pixels: min, q1, median, q3, max, mean
+    absent_share: float  # share of images where the class has no pixel
+    components: int  # connected components over the dataset
+    components_per_image: float
+    component_size: dict[str, float | None]  # pixels per component (None without components)
+    weight: float  # omega_c = m / (C n_c) (0 for the foreground row)
+
+
+@dataclass
+class ImbalanceReport:
+    """Result of :class:`ImbalanceStatistics`: per class statistics, dataset figures and suggestions.
+
+    ``str(report)`` is a readable table; :meth:`to_dict` / :meth:`to_json` give the same for scripts.
+    """
+
+    num_images: int
+    num_classes: int
+    total_pixels: int
+    spatial_shapes: dict[str, list[int]]  # smallest and largest image extent per axis
+    classes: list[ClassStatistics]
+    foreground: ClassStatistics
+    foreground_fraction: float
+    ratio: str
+    imbalance_level: str
+    empty_image_share: float
+    class_weights: list[float]
+    mac: dict[str, Any] | None
+    suggestions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, path: str | os.PathLike | None = None, indent: int = 2) -> str:
+        """The report as JSON text; written to ``path`` too when given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text + "\n")
+        return text
+
+    def format(self) -> str:
+        lo, hi = self.spatial_shapes["min"], self.spatial_shapes["max"]
+        shapes = "x".join(map(str, lo)) if lo == hi else f"{'x'.join(map(str, lo))} .. {'x'.join(map(str, hi))}"
+        lines = [
+            f"images: {self.num_images}   classes: {self.num_classes}   pixels: {self.total_pixels:,}   "
+            f"size: {shapes}",
+            f"foreground:background {self.ratio} ({100 * self.foreground_fraction:.3g}% foreground, "
+            f"{self.imbalance_level} imbalance)   images without foreground: {100 * self.empty_image_share:.3g}%",
+            "",
+        ]
+        header = (
+            f"{'class':<14}{'pixels':>14}{'share %':>10}{'FG:BG':>10}{'absent %':>10}"
+            f"{'img share % q1/med/q3':>24}{'comps':>8}{'comp px med':>13}{'omega':>9}"
+        )
+        lines += [header, "-" * len(header)]
+        for row in [*self.classes, self.foreground]:
+            f = row.image_fraction
+            quart = f"{100 * f['q1']:.3g}/{100 * f['median']:.3g}/{100 * f['q3']:.3g}"
+            comps = "-" if row.index == 0 else str(row.components)
+            size = "-" if row.index == 0 or row.components == 0 else f"{row.component_size['median']:.0f}"
+            weight = "-" if row.index < 0 else f"{row.weight:.3g}"
+            ratio = "-" if row.index == 0 else row.ratio_to_background
+            lines.append(
+                f"{row.name[:13]:<14}{row.pixels:>14,}{100 * row.fraction:>10.3g}{ratio:>10}"
+                f"{100 * row.absent_share:>10.3g}{quart:>24}{comps:>8}{size:>13}{weight:>9}"
+            )
+        if self.mac:
+            lines += ["", f"MAC (roi {self.mac['roi_size']}, stride {self.mac['stride']}): images with foreground "
+                      "that have at least one window of share >= rho"]
+            lines += [f"  rho {rho:<5} {100 * share:.3g}%" for rho, share in self.mac["croppable_share"].items()]
+        if self.suggestions:
+            lines += ["", "Suggestions (from the papers):"] + [f"  - {s}" for s in self.suggestions]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+class ImbalanceStatistics:
+    """Streams over label maps and reports how imbalanced a segmentation dataset is.
+
+    Labels are summarised one at a time (pixel counts per class, component sizes, best MAC window share) and
+    dropped, so a dataset of any size fits in memory. Feed it with :meth:`update` (one label map at a time) or
+    :meth:`run` (a MONAI datalist JSON, a list of datalist items or paths, a folder of label files, a MONAI
+    ``Dataset``), then call :meth:`compute`.
+
+    Args:
+        num_classes: number of classes including background. None infers it as ``max label + 1``; giving it
+            checks every label (values ``>= num_classes`` raise) and keeps absent classes in the report.
+        label_key: key of the label in datalist items and dataset items.
+        class_names: optional names, index 0 the background.
+        connectivity: connected-component connectivity (1 = face neighbours, None = full).
+        roi_size: crop size for the MAC suggestions (e.g. ``(224, 224)``); None skips them.
+        stride: MAC window stride (the paper's best runs use 16).
+        threshold: how label files are read (:func:`monai_imbalance.apps.io.load_label_file`): ``"auto"``
+            binarises JPEG and 0/255 masks at 127, a number binarises at that value, None keeps raw values.
+
+    Example:
+        >>> import numpy as np
+        >>> stats = ImbalanceStatistics(num_classes=3)
+        >>> stats.update(np.array([[0, 0, 1, 1], [0, 0, 0, 2]]))
+        >>> report = stats.compute()
+        >>> report.classes[1].pixels, report.classes[2].ratio_to_background
+        (2, '1:5')
+    """
+
+    def __init__(
+        self,
+        num_classes: int | None = None,
+        label_key: str = "label",
+        class_names: Sequence[str] | None = None,
+        connectivity: int | None = None,
+        roi_size: int | Sequence[int] | None = None,
+        stride: int | Sequence[int] = 16,
+        threshold: float | str | None = "auto",
+    ) -> None:
+        if num_classes is not None and num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        if class_names is not None and num_classes is not None and len(class_names) != num_classes:
+            raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}.")
+        self.num_classes = num_classes
+        self.label_key = label_key
+        self.class_names = list(class_names) if class_names is not None else None
+        self.connectivity = connectivity
+        self.roi_size = roi_size
+        self.stride = stride
+        self.threshold = threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self._counts = np.zeros(self.num_classes or 0, dtype=np.int64)
+        self._image_counts: list[np.ndarray] = []
+        self._image_sizes: list[int] = []
+        self._shapes: list[tuple[int, ...]] = []
+        self._components: dict[int, list[np.ndarray]] = {}
+        self._window_shares: list[float | None] = []
+
+    # -- feeding --------------------------------------------------------------------------------------------
+    def update(self, label: Any, source: str | None = None) -> None:
+        """Add one label map (spatial, or channel-first with one channel)."""
+        source = source or f"label #{len(self._image_sizes)}"
+        self.add_summary(
+            summarise_label(label, self.num_classes, self.connectivity, self.roi_size, self.stride, source)
+        )
+
+    def add_summary(self, summary: ImageLabelSummary) -> None:
+        """Add the summary of one label map (from :func:`summarise_label`, e.g. computed in a worker)."""
+        if len(summary.counts) > len(self._counts):
+            self._counts = np.pad(self._counts, (0, len(summary.counts) - len(self._counts)))
+        self._counts[: len(summary.counts)] += summary.counts
+        self._image_counts.append(summary.counts)
+        self._image_sizes.append(int(np.prod(summary.spatial_shape)))
+        self._shapes.append(summary.spatial_shape)
+        for value, sizes in summary.component_sizes.items():
+            self._components.setdefault(value, []).append(sizes)
+        self._window_shares.append(summary.max_window_share)
+
+    def _sources(self, data: Any, data_list_key: str) -> list[tuple[str, Any]]:
+        """(name, item) pairs for every form of input :meth:`run` accepts; items are paths or arrays."""
+        from monai_imbalance.apps.io import find_label_files, is_label_file
+
+        if isinstance(data, (str, os.PathLike)):
+            path = Path(data)
+            if path.is_dir():
+                return [(str(p), p) for p in find_label_files(path)]
+            if not path.exists():
+                raise FileNotFoundError(f"datalist or label folder not found: {path}")
+            if path.suffix.lower() == ".json":
+                from monai.data import load_decathlon_datalist
+
+                items = load_decathlon_datalist(path, is_segmentation=True, data_list_key=data_list_key)
+                return self._sources(items, data_list_key)
+            if is_label_file(path):
+                return [(str(path), path)]
+            raise ValueError(f"{path} is neither a datalist JSON, a label file nor a folder.")
+        if isinstance(data, Mapping):
+            raise ValueError("pass a datalist (list of items) or a dataset, not a single dict item.")
+        sources = []
+        for index, item in enumerate(data):
+            if isinstance(item, Mapping):
+                if self.label_key not in item:
+                    raise ValueError(f"datalist item {index} has no key {self.label_key!r} (keys: {list(item)}).")
+                value = item[self.label_key]
+            else:
+                value = item
+            if isinstance(value, (str, os.PathLike)):
+                sources.append((str(value), Path(value)))
+            else:
+                meta = getattr(value, "meta", None) or {}
+                sources.append((str(meta.get("filename_or_obj", f"item {index}")), value))
+        if not sources:
+            raise ValueError("the datalist is empty: there is no label to compute statistics on.")
+        return sources
+
+    def run(
+        self,
+        data: Any,
+        data_list_key: str = "training",
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> ImbalanceReport:
+        """Reset, stream over ``data`` and return the report.
+
+        Args:
+            data: a MONAI datalist JSON path (``data_list_key`` selects the list; relative paths resolve
+                against the JSON's folder), a folder of label files, a list of datalist items (dicts with
+                ``label_key``), of label paths or of arrays, or a MONAI/torch ``Dataset`` whose items are dicts.
+            data_list_key: list to read from a datalist JSON.
+            num_workers: processes reading and summarising label files in parallel (0: in this process).
+            progress: show a progress bar.
+        """
+        self.reset()
+        if hasattr(data, "__getitem__") and hasattr(data, "__len__") and not isinstance(data, (str, list, tuple)):
+            sources = _DatasetSources(data, self.label_key)  # a Dataset: items are only read one at a time
+        else:
+            sources = self._sources(data, data_list_key)
+        if len(sources) == 0:
+            raise ValueError("the dataset is empty: there is no label to compute statistics on.")
+        worker = _SummaryWorker(sources, self)
+        from tqdm.auto import tqdm
+
+        if num_workers > 0:
+            from torch.utils.data import DataLoader
+
+            loader: Iterable = DataLoader(
+                worker, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity
+            )
+        else:
+            loader = (worker[i] for i in range(len(worker)))
+        for summary in tqdm(loader, total=len(worker), desc="label statistics", unit="img", disable=not progress):
+            self.add_summary(summary)
+        return self.compute()
+
+    # -- result ---------------------------------------------------------------------------------------------
+    def compute(self) -> ImbalanceReport:
+        """Report over every label added since the last :meth:`reset`. ``ValueError`` if none was added."""
+        n_images = len(self._image_sizes)
+        if n_images == 0:
+            raise ValueError("no label was added: the dataset is empty.")
+        num_classes = self.num_classes or max(len(self._counts), 2)
+        counts = np.pad(self._counts, (0, num_classes - len(self._counts)))
+        per_image = np.zeros((n_images, num_classes), dtype=np.int64)
+        for i, c in enumerate(self._image_counts):
+            per_image[i, : len(c)] = c
+        sizes = np.asarray(self._image_sizes, dtype=np.float64)
+        total = int(counts.sum())
+        background = float(counts[0])
+        weights = np.zeros(num_classes)
+        weights[counts > 0] = total / (num_classes * counts[counts > 0])
+        names = self.class_names or ["background"] + [f"class {c}" for c in range(1, num_classes)]
+
+        def row(
+            index: int, name: str, pixels: int, image_pixels: np.ndarray, comps: list[np.ndarray]
+        ) -> ClassStatistics:
+            all_sizes = np.concatenate(comps) if comps else np.zeros(0, dtype=np.int64)
+            return ClassStatistics(
+                index=index,
+                name=name,
+                pixels=int(pixels),
+                fraction=pixels / total,
+                ratio_to_background=format_ratio(pixels, background),
+                background_per_pixel=float(background / pixels) if pixels > 0 and index != 0 else None,
+                image_fraction=_quartiles(image_pixels / sizes),
+                absent_share=float(np.mean(image_pixels == 0)),
+                components=int(all_sizes.size),
+                components_per_image=all_sizes.size / n_images,
+                component_size=_quartiles(all_sizes),
+                weight=float(weights[index]) if index >= 0 else 0.0,
+            )
+
+        classes = [
+            row(c, names[c], counts[c], per_image[:, c], self._components.get(c, []) if c > 0 else [])
+            for c in range(num_classes)
+        ]
+        fg_pixels = per_image[:, 1:].sum(axis=1)
+        # components of the union are not the union of per-class components; report per-class ones summed
+        fg_comps = [s for c in range(1, num_classes) for s in self._components.get(c, [])]
+        foreground = row(-1, "foreground", int(fg_pixels.sum()), fg_pixels, fg_comps)
+        ratio_n = background / foreground.pixels if foreground.pixels else math.inf
+        shapes = np.array([s for s in self._shapes if len(s) == len(self._shapes[0])])
+        report = ImbalanceReport(
+            num_images=n_images,
+            num_classes=num_classes,
+            total_pixels=total,
+            spatial_shapes={"min": shapes.min(0).tolist(), "max": shapes.max(0).tolist()},
+            classes=classes,
+            foreground=foreground,
+            foreground_fraction=foreground.fraction,
+            ratio=format_ratio(foreground.pixels, background),
+            imbalance_level=imbalance_level(ratio_n) if foreground.pixels else "no foreground",
+            empty_image_share=float(np.mean(fg_pixels == 0)),
+            class_weights=weights.tolist(),
+            mac=self._mac_summary(fg_pixels > 0),
+        )
+        report.suggestions = _suggestions(report)
+        return report
+
+    def _mac_summary(self, has_foreground: np.ndarray) -> dict[str, Any] | None:
+        if self.roi_size is None:
+            return None
+        shares = [s for s, fg in zip(self._window_shares, has_foreground) if fg]
+        n = len(shares)
+        croppable = {
+            str(rho): (sum(1 for s in shares if s is not None and s >= rho) / n if n else 0.0) for rho in MAC_RHO_GRID
+        }
+        too_small = sum(1 for s in self._window_shares if s is None)
+        return {
+            "roi_size": list(ensure_int_sequence(self.roi_size, len(self._shapes[0]), "roi_size")),
+            "stride": self.stride,
+            "croppable_share": croppable,
+            "images_smaller_than_roi": too_small,
+            "best_window_share": _quartiles([s for s in shares if s is not None]),
+        }
+
+
+def _suggestions(report: ImbalanceReport) -> list[str]:
+    """The settings the five papers give for data like this, stated with where they come from."""
+    out: list[str] = []
+    fg = report.foreground
+    if fg.pixels == 0:
+        return ["No foreground pixel in any label: check the label key, the threshold and num_classes."]
+    n = fg.background_per_pixel or math.inf
+    level = report.imbalance_level
+    loss = "DIBERegLoss" if level == "extreme" else "DIBELoss"
+    out.append(
+        f"DIBE: {level} imbalance (FG:BG {report.ratio}): {loss} (the paper recommends DIBE_Reg for extreme input "
+        "imbalance, DIBE otherwise). "
+        f"lambda: the paper uses {DIBE_PAPER_LAMBDA} at every level from 1:25 to 1:2228 (closer to 1 for stronger "
+        f"imbalance); the inverse-frequency value would be {n / (n + 1):.4f}."
+    )
+    if report.mac is not None:
+        croppable = report.mac["croppable_share"]
+        good = [float(r) for r, share in croppable.items() if share >= MAC_CROPPABLE_TARGET]
+        if good:
+            rho = max(good)
+            out.append(
+                f"MAC: rho={rho} is the largest of the paper's grid that keeps {100 * croppable[str(rho)]:.3g}% of "
+                f"images with foreground croppable (>= {100 * MAC_CROPPABLE_TARGET:.0f}%) at roi "
+                f"{report.mac['roi_size']}, stride {report.mac['stride']}; the others fall back to random crops."
+            )
+        else:
+            out.append(
+                f"MAC: no rho of the paper's grid {MAC_RHO_GRID} keeps {100 * MAC_CROPPABLE_TARGET:.0f}% of images "
+                f"croppable at roi {report.mac['roi_size']}: objects are small for this crop; a smaller roi or rho "
+                "keeps MAC from falling back to random crops."
+            )
+    if report.foreground_fraction >= 0.25:
+        out.append(
+            f"MAC: {100 * report.foreground_fraction:.3g}% foreground is near HAM10000 (30%), where the MAC paper saw "
+            "no gain over random cropping; its gains were at 3% (URDE) and 16% (Kvasir-SEG)."
+        )
+    weights = np.asarray(report.class_weights)
+    present = weights[weights > 0]
+    if present.size > 1 and present.max() / present.min() > 100:
+        out.append(
+            f"Class weights span {present.max() / present.min():.3g}x: plain balanced CE with such weights "
+            "over-predicts the minority class (DBCE paper, Tables 1-3; MAC paper's RCW/NCW); DilatedBalancedCELoss "
+            "bounds the weights by the dilated area (paper radius 20 px for polyps and skin lesions at 320x320, "
+            "10 px for abdominal organs)."
+        )
+    rare = [c.name for c in report.classes[1:] if c.absent_share > 0.5 and c.pixels > 0]
+    if rare:
+        out.append(
+            f"Absent from most images: {', '.join(rare)}. Per-image weights (DBCE) give them weight only where "
+            "present; the DBCE paper counts Dice terms only for classes present in a slice."
+        )
+    missing = [c.name for c in report.classes if c.pixels == 0]
+    if missing:
+        out.append(f"Never present: {', '.join(missing)} (class weight 0).")
+    if report.empty_image_share > 0:
+        out.append(
+            f"{100 * report.empty_image_share:.3g}% of images have no foreground: MAC and probabilistic cropping fall "
+            "back to random crops on them."
+        )
+    return out
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+class _DatasetSources:
+    """(name, label) pairs read lazily from a Dataset whose items are dicts (or arrays)."""
+
+    def __init__(self, dataset: Any, label_key: str) -> None:
+        self.dataset = dataset
+        self.label_key = label_key
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[str, Any]:
+        item = self.dataset[index]
+        if isinstance(item, (list, tuple)) and len(item) == 1:
+            item = item[0]  # a random-crop dataset returns a list of samples; only the first is used
+        if isinstance(item, Mapping):
+            if self.label_key not in item:
+                raise ValueError(f"dataset item {index} has no key {self.label_key!r} (keys: {list(item)}).")
+            item = item[self.label_key]
+        meta = getattr(item, "meta", None) or {}
+        return str(meta.get("filename_or_obj", f"item {index}")), item
+
+
+class _SummaryWorker:
+    """Picklable map-style dataset: item i is the summary of label i, read and summarised in the worker."""
+
+    def __init__(self, sources: Any, stats: ImbalanceStatistics) -> None:
+        self.sources = sources
+        self.num_classes = stats.num_classes
+        self.connectivity = stats.connectivity
+        self.roi_size = stats.roi_size
+        self.stride = stats.stride
+        self.threshold = stats.threshold
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> ImageLabelSummary:
+        from monai_imbalance.apps.io import load_label_file
+
+        name, item = self.sources[index]
+        label = load_label_file(item, threshold=self.threshold) if isinstance(item, Path) else to_numpy(item)
+        return summarise_label(label, self.num_classes, self.connectivity, self.roi_size, self.stride, name)

@@ -1,0 +1,3 @@
+"""OII-guided hyperparameter search (DIBE paper, Sec. 3.1.2) and grid search with the same interface."""
+
+from __future__ import annotations

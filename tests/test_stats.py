@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from monai.data import Dataset, MetaTensor
+from skimage.measure import label as sk_label
+
+from monai_imbalance.apps.synthetic import make_synthetic_dataset, write_synthetic_dataset
+from monai_imbalance.stats import (
+    ImbalanceStatistics,
+    class_frequency_weights,
+    format_ratio,
+    imbalance_level,
+)
+
+
+def brute_force(labels, num_classes, roi=None, stride=None):
+    """Independent reference: per-class == counts, skimage components, explicit window loops for MAC."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    fractions = [[] for _ in range(num_classes)]
+    sizes = [[] for _ in range(num_classes)]
+    shares = []
+    for lab in labels:
+        for c in range(num_classes):
+            n = int(np.sum(lab == c))
+            counts[c] += n
+            fractions[c].append(n / lab.size)
+            if c > 0:
+                cc = sk_label(lab == c, connectivity=lab.ndim)
+                sizes[c] += [int(np.sum(cc == i)) for i in range(1, cc.max() + 1)]
+        if roi is not None and lab.max() > 0:
+            starts = [range(0, n - r + 1, stride) for n, r in zip(lab.shape, roi)]
+            best = max(
+                np.count_nonzero(lab[tuple(slice(s, s + r) for s, r in zip(start, roi))])
+                for start in itertools.product(*starts)
+            )
+            shares.append(best / np.prod(roi))
+    return counts, fractions, sizes, shares
+
+
+@pytest.mark.parametrize(
+    "size, num_classes, shape",
+    [((64, 72), 2, "blob"), ((64, 64), 4, "mixed"), ((24, 20, 16), 3, "blob"), ((24, 20, 16), 2, "thin")],
+)
+def test_statistics_equal_brute_force(size, num_classes, shape):
+    pairs = make_synthetic_dataset(
+        8, seed=4, empty_rate=0.25, spatial_size=size, num_classes=num_classes, shape=shape, fg_fraction=0.06
+    )
+    labels = [p["label"][0] for p in pairs]
+    roi = tuple(s // 2 for s in size)
+    stats = ImbalanceStatistics(num_classes=num_classes, roi_size=roi, stride=4)
+    for p in pairs:
+        stats.update(p["label"])  # channel-first (1, *spatial)
+    report = stats.compute()
+    counts, fractions, sizes, shares = brute_force(labels, num_classes, roi, 4)
+
+    assert report.num_images == 8 and report.total_pixels == counts.sum()
+    for c, row in enumerate(report.classes):
+        assert row.pixels == counts[c]
+        assert row.fraction == pytest.approx(counts[c] / counts.sum())
+        assert row.absent_share == pytest.approx(np.mean(np.array(fractions[c]) == 0))
+        q = np.percentile(fractions[c], [0, 25, 50, 75, 100])
+        got = row.image_fraction
+        np.testing.assert_allclose([got["min"], got["q1"], got["median"], got["q3"], got["max"]], q)
+        if c > 0:
+            assert row.components == len(sizes[c])
+            if sizes[c]:
+                assert row.component_size["median"] == pytest.approx(np.median(sizes[c]))
+                assert row.component_size["max"] == max(sizes[c])
+            assert row.ratio_to_background == format_ratio(counts[c], counts[0])
+    fg = counts[1:].sum()
+    assert report.foreground.pixels == fg
+    assert report.foreground_fraction == pytest.approx(fg / counts.sum())
+    assert report.empty_image_share == pytest.approx(np.mean([lab.max() == 0 for lab in labels]))
+    np.testing.assert_allclose(report.class_weights, class_frequency_weights(labels, num_classes))
+    for rho, share in report.mac["croppable_share"].items():
+        assert share == pytest.approx(np.mean(np.array(shares) >= float(rho)))
+
+
+def test_class_frequency_weights_hand_values_and_absent_class():
+    # 4 pixels, 2 classes: omega_0 = 4 / (2 * 3), omega_1 = 4 / (2 * 1); class 2 absent -> 0
+    np.testing.assert_allclose(class_frequency_weights(np.array([[0, 0, 0, 1]]), 2), [2 / 3, 2.0])
+    np.testing.assert_allclose(class_frequency_weights(np.array([0, 0, 1, 1]), 3), [4 / 6, 4 / 6, 0.0])
+    # balanced classes give weight 1, over an iterable of labels (streamed)
+    gen = (np.array([c, 1 - c]) for c in (0, 1))
+    np.testing.assert_allclose(class_frequency_weights(gen, 2), [1.0, 1.0])
+    np.testing.assert_allclose(class_frequency_weights(torch.tensor([0, 1, 1, 1]), 2), [2.0, 2 / 3])
+
+
+def test_class_frequency_weights_errors():
+    with pytest.raises(ValueError, match="has value 2 but num_classes=2"):
+        class_frequency_weights(np.array([0, 2]), 2)
+    with pytest.raises(ValueError, match="at least one label"):
+        class_frequency_weights([], 2)
+    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+        class_frequency_weights(np.array([0]), 0)
+
+
+def test_ratio_format_and_levels_of_the_dibe_paper():
+    # the paper's Table 2 datasets and levels
+    for n, level in [(2228, "extreme"), (584, "high"), (333, "high"), (191, "medium"), (113, "medium"), (25, "low")]:
+        assert imbalance_level(n) == level
+        assert format_ratio(1, n) == f"1:{n}"
+    assert format_ratio(0, 10) == "absent"
+    assert format_ratio(1, 2.5) == "1:2.5"
+
+
+def test_hand_case_report_and_suggestions():
+    stats = ImbalanceStatistics(num_classes=3, class_names=["bg", "lesion", "vessel"])
+    stats.update(np.array([[0, 0, 1, 1], [0, 0, 0, 0]]))
+    stats.update(np.zeros((2, 4), dtype=np.uint8))
+    report = stats.compute()
+    assert [r.pixels for r in report.classes] == [14, 2, 0]
+    assert report.ratio == "1:7" and report.foreground.background_per_pixel == 7
+    assert report.classes[1].components == 1 and report.classes[1].absent_share == 0.5
+    assert report.empty_image_share == 0.5
+    np.testing.assert_allclose(report.class_weights, [16 / (3 * 14), 16 / (3 * 2), 0.0])
+    text = str(report)
+    for needle in ("lesion", "vessel", "1:7", "Never present: vessel", "50% of images have no foreground", "DIBELoss"):
+        assert needle in text
+    assert json.loads(report.to_json())["classes"][1]["name"] == "lesion"
+
+
+def test_extreme_imbalance_suggests_dibe_reg():
+    label = np.zeros((100, 100), dtype=np.uint8)
+    label[0, :3] = 1  # 3 : 9997
+    report = ImbalanceStatistics(num_classes=2).run([label], progress=False)
+    assert report.imbalance_level == "extreme"
+    assert any("DIBERegLoss" in s for s in report.suggestions)
+
+
+def test_mac_suggestion_picks_largest_croppable_rho():
+    label = np.zeros((64, 64), dtype=np.uint8)
+    label[:16, :16] = 1  # a 16x16 window at the origin is full; a 32x32 window holds at most 25%
+    report = ImbalanceStatistics(num_classes=2, roi_size=32, stride=16).run([label], progress=False)
+    assert report.mac["croppable_share"] == {"0.25": 1.0, "0.5": 0.0, "0.75": 0.0}
+    assert any(s.startswith("MAC: rho=0.25 is the largest") for s in report.suggestions)
+    small = ImbalanceStatistics(num_classes=2, roi_size=128).run([label], progress=False)
+    assert small.mac["images_smaller_than_roi"] == 1
+
+
+def test_inferred_num_classes_and_single_class_dataset():
+    report = ImbalanceStatistics().run([np.array([[0, 3]])], progress=False)
+    assert report.num_classes == 4 and report.classes[3].pixels == 1
+    only_bg = ImbalanceStatistics().run([np.zeros((4, 4))], progress=False)
+    assert only_bg.num_classes == 2 and only_bg.imbalance_level == "no foreground"
+    assert "No foreground pixel" in only_bg.suggestions[0]
+
+
+def test_run_accepts_datalist_json_folder_items_dataset_and_workers(tmp_path):
+    path = write_synthetic_dataset(tmp_path, 6, spatial_size=(48, 40), num_classes=3, fg_fraction=0.05, seed=2,
+                                   val_fraction=0.0, empty_rate=0.3)
+    arrays = [p["label"] for p in make_synthetic_dataset(6, seed=2, spatial_size=(48, 40), num_classes=3,
+                                                         fg_fraction=0.05, empty_rate=0.3)]
+    reference = ImbalanceStatistics(num_classes=3).run(arrays, progress=False).to_json()
+    items = [{"label": str(tmp_path / "labels" / f"case_{i:04d}.png")} for i in range(6)]
+    tensors = [{"label": MetaTensor(torch.as_tensor(a))} for a in arrays]
+    for data, workers in [(path, 0), (tmp_path / "labels", 0), (items, 0), (Dataset(tensors), 0), (path, 2)]:
+        got = ImbalanceStatistics(num_classes=3).run(data, num_workers=workers, progress=False).to_json()
+        assert got == reference
+
+
+def test_run_errors_name_the_problem(tmp_path):
+    stats = ImbalanceStatistics(num_classes=2)
+    (tmp_path / "empty.json").write_text(json.dumps({"training": []}))
+    with pytest.raises(ValueError, match="datalist is empty"):
+        stats.run(tmp_path / "empty.json", progress=False)
+    (tmp_path / "missing.json").write_text(json.dumps({"training": [{"label": "nope.png"}]}))
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        stats.run(tmp_path / "missing.json", progress=False)
+    with pytest.raises(ValueError, match="has no key 'label'"):
+        stats.run([{"seg": "x.png"}], progress=False)
+    with pytest.raises(ValueError, match=r"label #0 has non-integer values"):
+        stats.update(np.array([[0.0, 0.5]]))
+    with pytest.raises(ValueError, match="has value 4 but num_classes=2"):
+        stats.run([np.array([[0, 4]])], progress=False)
+    with pytest.raises(ValueError, match="no label was added"):
+        ImbalanceStatistics().compute()
+    with pytest.raises(FileNotFoundError, match="not found"):
+        stats.run(tmp_path / "nothing_here", progress=False)
+    with pytest.raises(ValueError, match="must be 2-D or 3-D"):
+        stats.update(np.zeros(5))
