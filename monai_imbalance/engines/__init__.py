@@ -1,3 +1,8 @@
 """What MONAI's ``SupervisedTrainer`` / ``SupervisedEvaluator`` cannot do as-is (e.g. passing weight maps to a loss)."""
 
 from __future__ import annotations
+
+from .loss_inputs import LossWithBatchKeys
+from .datalists import dataset_sections, image_items
+from .setups import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, paper_setup
+from .writers import SaveMaskLikeInputd

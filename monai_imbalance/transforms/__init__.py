@@ -5,4 +5,45 @@ Each transform has an array class and a dictionary class ``...d`` with MONAI's `
 
 from __future__ import annotations
 
+from .crop import (
+    CROP_CENTER_KEY,
+    CROP_CLASS_KEY,
+    CROP_KIND_KEY,
+    CROP_START_KEY,
+    CropSample,
+    MaskAwareWindows,
+    MaskAwareWindowsD,
+    MaskAwareWindowsd,
+    MaskAwareWindowsDict,
+    ProbabilisticCropCentres,
+    ProbabilisticCropCentresD,
+    ProbabilisticCropCentresd,
+    ProbabilisticCropCentresDict,
+    RandMaskAwareCrop,
+    RandMaskAwareCropD,
+    RandMaskAwareCropd,
+    RandMaskAwareCropDict,
+    RandProbabilisticCrop,
+    RandProbabilisticCropD,
+    RandProbabilisticCropd,
+    RandProbabilisticCropDict,
+    mac_window_starts,
+)
 from .utils import window_foreground_counts, window_start_grid
+from .weights import (
+    DilationWeightMap,
+    DilationWeightMapD,
+    DilationWeightMapd,
+    DilationWeightMapDict,
+    SignedDistanceMap,
+    SignedDistanceMapD,
+    SignedDistanceMapd,
+    SignedDistanceMapDict,
+    UncertaintyWeightMap,
+    UncertaintyWeightMapD,
+    UncertaintyWeightMapd,
+    UncertaintyWeightMapDict,
+    dilation_weight_map,
+    signed_distance_map,
+    uncertainty_weight_map,
+)

@@ -1,0 +1,119 @@
+"""Resume training from the latest (or a given) checkpoint, as a bundle handler that can be switched off.
+
+MONAI's ``CheckpointLoader`` needs a path that exists when the config is built, so a bundle cannot list it
+unconditionally ("resume if there is something to resume"). :class:`ResumeFromCheckpoint` finds the newest
+checkpoint written by ``CheckpointSaver`` (``save_interval``/``save_final``) in a folder when the engine starts,
+and loads it through ``CheckpointLoader``: model, optimizer, learning-rate scheduler and the trainer's epoch and
+iteration counters, so a resumed run continues at the next epoch up to the run's own ``max_epochs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ResumeFromCheckpoint", "latest_checkpoint"]
+
+_STEP = re.compile(r"(?:epoch|iteration)=(\d+)")
+
+
+def latest_checkpoint(folder: str | os.PathLike, pattern: str = "*checkpoint*.pt") -> Path | None:
+    """The newest file matching ``pattern`` in ``folder`` (None when there is none or no folder).
+
+    Files named with a step (``..._epoch=12.pt``, ``..._iteration=300.pt``, as ``CheckpointSaver`` writes them)
+    are ordered by that step, the others (``..._final_iteration=...``) by step too when they carry one; ties and
+    files without a step are ordered by modification time.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    files = [f for f in folder.glob(pattern) if f.is_file()]
+    if not files:
+        return None
+
+    def order(path: Path) -> tuple[int, float]:
+        match = _STEP.search(path.name)
+        return (int(match.group(1)) if match else -1, path.stat().st_mtime)
+
+    return max(files, key=order)
+
+
+class ResumeFromCheckpoint:
+    """Load a checkpoint into the objects of ``load_dict`` when the engine starts, if there is one to load.
+
+    Args:
+        load_dict: objects to restore, e.g. ``{"model": net, "optimizer": opt, "lr_scheduler": sched,
+            "trainer": trainer}`` (the ``save_dict`` of the ``CheckpointSaver`` that wrote the checkpoints).
+        ckpt_dir: folder searched for the newest checkpoint (see :func:`latest_checkpoint`).
+        checkpoint: an explicit checkpoint file; takes precedence over ``ckpt_dir``. It must exist.
+        enabled: False makes the handler do nothing (a bundle switches resuming on with ``resume=True``).
+        pattern: file pattern of the checkpoints in ``ckpt_dir``.
+        map_location, strict: as ``monai.handlers.CheckpointLoader``.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` is given but does not exist (when the engine starts).
+
+    The loaded file is kept in ``self.loaded`` (None when nothing was loaded).
+
+    Example (bundle config)::
+
+        - _target_: monai_imbalance.handlers.ResumeFromCheckpoint
+          enabled: "@resume"
+          ckpt_dir: "@ckpt_dir"
+          load_dict: {model: "@network", optimizer: "@optimizer", lr_scheduler: "@lr_scheduler",
+                      trainer: "@train#trainer"}
+    """
+
+    def __init__(
+        self,
+        load_dict: Mapping[str, Any],
+        ckpt_dir: str | os.PathLike | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        enabled: bool = True,
+        pattern: str = "*checkpoint*.pt",
+        map_location: Any = None,
+        strict: bool = True,
+    ) -> None:
+        if not load_dict:
+            raise ValueError("load_dict must name at least one object to restore.")
+        self.load_dict = dict(load_dict)
+        self.ckpt_dir = ckpt_dir
+        self.checkpoint = checkpoint
+        self.enabled = bool(enabled)
+        self.pattern = pattern
+        self.map_location = map_location
+        self.strict = strict
+        self.loaded: Path | None = None
+        self.logger = logging.getLogger(__name__)
+
+    def find(self) -> Path | None:
+        """The checkpoint that would be loaded now (None: nothing to resume from)."""
+        if self.checkpoint:
+            path = Path(self.checkpoint)
+            if not path.is_file():
+                raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+            return path
+        return latest_checkpoint(self.ckpt_dir, self.pattern) if self.ckpt_dir else None
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        if self.enabled:
+            engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Any) -> None:
+        from monai.handlers import CheckpointLoader
+
+        path = self.find()
+        if path is None:
+            self.logger.info("resume: no checkpoint matching %r in %s, starting from scratch", self.pattern,
+                             self.ckpt_dir)
+            return
+        CheckpointLoader(str(path), self.load_dict, map_location=self.map_location, strict=self.strict)(engine)
+        self.loaded = path
+        self.logger.info("resumed from %s at epoch %d, iteration %d", path, engine.state.epoch,
+                         engine.state.iteration)

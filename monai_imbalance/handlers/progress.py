@@ -1,0 +1,108 @@
+"""Progress display and throughput logging for long bundle runs.
+
+- :class:`ProgressBar`: ignite's tqdm progress bar with the running loss, attachable from a bundle's handler list
+  (ignite's own ``ProgressBar.attach`` needs arguments a config cannot pass through MONAI's handler lists).
+- :class:`ThroughputLogger`: images (samples) per second of every epoch, logged and kept in
+  ``engine.state.metrics`` (``"images_per_second"``) so that ``StatsHandler``/``TensorBoardStatsHandler`` report it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+__all__ = ["ProgressBar", "ThroughputLogger"]
+
+
+def _loss_of(output: Any) -> dict[str, float]:
+    """``{"loss": value}`` from a trainer's output (a dict, or a list of dicts after decollation)."""
+    if isinstance(output, list) and output and isinstance(output[0], dict):
+        output = output[0]
+    if isinstance(output, dict) and "loss" in output:
+        value = output["loss"]
+        return {"loss": float(value.item() if isinstance(value, torch.Tensor) else value)}
+    return {}
+
+
+class ProgressBar:
+    """A tqdm progress bar over the iterations of each epoch (ignite's ``ProgressBar``), showing the loss.
+
+    Args:
+        enabled: False attaches nothing (bundles switch it with ``progress=False``).
+        persist: keep each epoch's finished bar on screen.
+        output_transform: engine output -> dict of values to show (default: the trainer's ``loss``).
+        desc: bar description (ignite shows ``[epoch/max_epochs]`` after it).
+    """
+
+    def __init__(
+        self,
+        enabled: bool = True,
+        persist: bool = False,
+        output_transform: Callable[[Any], dict] | None = None,
+        desc: str = "",
+    ) -> None:
+        self.enabled = bool(enabled)
+        self.persist = persist
+        self.output_transform = output_transform or _loss_of
+        self.desc = desc
+        self.bar: Any = None
+
+    def attach(self, engine: Any) -> None:
+        if not self.enabled:
+            return
+        from ignite.handlers import ProgressBar as IgniteProgressBar
+
+        self.bar = IgniteProgressBar(persist=self.persist, desc=self.desc)
+        self.bar.attach(engine, output_transform=self.output_transform)
+
+
+class ThroughputLogger:
+    """Log the samples per second of each epoch: ``engine.state.metrics["images_per_second"]``.
+
+    Counts the batch size of every iteration (the first dimension of ``batch[batch_key]``; a multi-sample crop's
+    samples count one by one), divided by the epoch's wall time including data loading.
+
+    Args:
+        batch_key: key of the batch tensor whose first dimension is the batch size.
+        metric_name: name under which the value is stored in ``engine.state.metrics``.
+    """
+
+    def __init__(self, batch_key: str = "image", metric_name: str = "images_per_second") -> None:
+        self.batch_key = batch_key
+        self.metric_name = metric_name
+        self.logger = logging.getLogger(__name__)
+        self._start = 0.0
+        self._count = 0
+        self.history: list[float] = []
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.EPOCH_STARTED, self._epoch_started)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._iteration_completed)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
+
+    def _epoch_started(self, engine: Any) -> None:
+        self._start = time.perf_counter()
+        self._count = 0
+
+    def _iteration_completed(self, engine: Any) -> None:
+        batch = engine.state.batch
+        if isinstance(batch, dict) and self.batch_key in batch:
+            self._count += len(batch[self.batch_key])
+        elif isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], dict):
+            self._count += len(batch)  # decollated: one dict per sample
+        elif isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], torch.Tensor):
+            self._count += len(batch[0])
+
+    def _epoch_completed(self, engine: Any) -> None:
+        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        rate = self._count / elapsed
+        self.history.append(rate)
+        engine.state.metrics[self.metric_name] = rate
+        self.logger.info("epoch %d: %d images in %.1f s, %.1f images/s", engine.state.epoch, self._count, elapsed,
+                         rate)

@@ -1,0 +1,587 @@
+"""Pixel weight maps and signed distance maps computed from a label: DBCE, Bressan et al., Kervadec et al.
+
+Three deterministic transforms (array + dictionary forms, 2-D and 3-D, numpy / torch / MetaTensor):
+
+- :class:`DilationWeightMap`: the map ``M`` of the dilated balanced cross entropy (Hosseini and Soleymani
+  Baghshah, Eqs. 3-5), consumed by :class:`monai_imbalance.losses.DilatedBalancedCELoss`.
+- :class:`UncertaintyWeightMap`: ``omega_c(x) * delta(x)`` of Bressan et al. (Eqs. 4-6), consumed by
+  :class:`monai_imbalance.losses.UncertaintyWeightedCELoss`.
+- :class:`SignedDistanceMap`: per-class signed distance maps in Kervadec's convention, consumed by
+  :class:`monai_imbalance.losses.BoundaryLoss` and :class:`~monai_imbalance.losses.ModifiedBoundaryLoss`.
+
+Put them before the random transforms, so that ``CacheDataset`` caches the map, and list the map's key in every
+later spatial transform with the image and label, so that it stays aligned with its label::
+
+    from monai.transforms import Compose, LoadImaged, EnsureChannelFirstd, RandFlipd, RandZoomd, RandSpatialCropd
+
+    train_transforms = Compose([
+        LoadImaged(keys=["image", "label"]),
+        EnsureChannelFirstd(keys=["image", "label"]),
+        DilationWeightMapd(keys="label", radius=20),  # adds "label_weight", cached by CacheDataset
+        RandFlipd(keys=["image", "label", "label_weight"], prob=0.5, spatial_axis=0),
+        RandZoomd(keys=["image", "label", "label_weight"], prob=0.5, min_zoom=0.9, max_zoom=1.2,
+                  mode=["bilinear", "nearest", "nearest"]),
+        RandSpatialCropd(keys=["image", "label", "label_weight"], roi_size=(256, 256), random_size=False),
+    ])
+
+Interpolate weight maps with ``"nearest"`` like the label: every value stays one of the computed weights and the
+map's steps move exactly with the label's edges (a linear mode blurs the steps by a pixel). Signed distance maps
+are smooth and can be interpolated linearly, but a zoom by ``z`` leaves their values in the original voxel units
+(the true map of the zoomed label is ``z`` times larger); compute them after a zoom when that matters.
+Padding fills maps with 0, i.e. padded pixels carry no weight. A DBCE map computed before a crop keeps the whole
+image's normalisation ``1 / (1 + area)``; for the per-crop reading compute the map after the crop, or let the loss
+compute it on the fly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends, convert_to_dst_type
+
+from monai_imbalance.transforms.utils import (
+    bounding_box,
+    dilate_by_distance,
+    erode_by_distance,
+    euclidean_distance,
+    face_edges,
+    label_components,
+    resolve_spacing,
+)
+from monai_imbalance.utils import to_numpy, validate_label
+
+__all__ = [
+    "dilation_weight_map",
+    "uncertainty_weight_map",
+    "signed_distance",
+    "signed_distance_map",
+    "batch_map",
+    "DilationWeightMap",
+    "UncertaintyWeightMap",
+    "SignedDistanceMap",
+    "DilationWeightMapd",
+    "DilationWeightMapD",
+    "DilationWeightMapDict",
+    "UncertaintyWeightMapd",
+    "UncertaintyWeightMapD",
+    "UncertaintyWeightMapDict",
+    "SignedDistanceMapd",
+    "SignedDistanceMapD",
+    "SignedDistanceMapDict",
+]
+
+
+def check_radius(radius: float, name: str = "radius") -> float:
+    radius = float(radius)
+    if not np.isfinite(radius) or radius < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 (voxels, or mm with spacing), got {radius}.")
+    return radius
+
+
+def check_sigma(sigma: float) -> float:
+    sigma = float(sigma)
+    if not np.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"sigma must be a finite number > 0 (voxels, or mm with spacing), got {sigma}.")
+    return sigma
+
+
+def check_class_weights(class_weights: Any) -> np.ndarray | None:
+    """``None`` or a 1-D array of finite non-negative weights, one per class."""
+    if class_weights is None:
+        return None
+    weights = np.asarray(to_numpy(class_weights), dtype=np.float64)
+    if weights.ndim != 1 or weights.size == 0:
+        raise ValueError(f"class_weights must be one value per class (1-D), got shape {weights.shape}.")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(f"class_weights must be finite and >= 0, got {weights.tolist()}.")
+    return weights
+
+
+def _is_torch_device_path(label: Any) -> bool:
+    """Compute with torch ops on the label's device: GPU tensors (CPU tensors are faster through scipy)."""
+    return isinstance(label, torch.Tensor) and label.device.type != "cpu"
+
+
+def _check_label_tensor(label: torch.Tensor, name: str) -> torch.Tensor:
+    """Device-side version of ``validate_label``: whole, non-negative class values, as int64."""
+    if label.is_floating_point():
+        if not bool(torch.isfinite(label).all()) or bool((label != label.round()).any()):
+            raise ValueError(f"{name} must hold class indices (whole numbers); got non-integer or non-finite values.")
+    label = label.long()
+    if label.numel() and int(label.min()) < 0:
+        raise ValueError(f"{name} has negative values (min {int(label.min())}); labels must be class indices >= 0.")
+    return label
+
+
+def dilation_weight_map(label: Any, radius: float, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:
+    """DBCE weight map ``M`` of one spatial label map (Hosseini and Soleymani Baghshah, Eqs. 3-5).
+
+    ``D^c = Y^c`` dilated by the ball of ``radius``, ``W^c = D^c / (1 + sum(D^c))``, ``M = max_c W^c``, for every
+    class present, background included.
+
+    Reading: dilation by a Euclidean disk equals thresholding a distance transform, ``D^c = EDT(not Y^c) <= R``,
+    with the disk ``{x : |x| <= R}`` (``skimage.morphology.disk(R)``); an absent class gets weight 0.
+
+    Args:
+        label: spatial integer label map ``(H, W[, D])``, numpy or torch (not validated here).
+        radius: ``R >= 0`` in voxels, or in mm with ``spacing``.
+        spacing: voxel size per axis, or None.
+
+    Returns:
+        ``float32`` map of the label's shape; numpy for numpy input, a tensor on the label's device otherwise.
+    """
+    if _is_torch_device_path(label):
+        weight_map = torch.zeros(label.shape, dtype=torch.float32, device=label.device)
+        for c in torch.unique(label):
+            dilated = dilate_by_distance(label == c, radius, spacing)
+            weight = 1.0 / (1.0 + dilated.sum(dtype=torch.float64))
+            weight_map = torch.where(dilated, torch.maximum(weight_map, weight.float()), weight_map)
+        return weight_map
+    if isinstance(label, torch.Tensor):
+        return torch.as_tensor(dilation_weight_map(to_numpy(label), radius, spacing), device=label.device)
+    label = np.asarray(label)
+    counts = np.bincount(label.ravel())
+    foreground = label != 0
+    components, boxes = label_components(foreground)
+    if counts.size <= 2:  # binary: every foreground component holds class 1
+        holds = np.ones((len(boxes) + 1, counts.size), dtype=bool)
+    else:  # which face-connected foreground components hold which class, in one pass over the image
+        pairs = components.astype(np.int64).ravel() * counts.size + label.ravel()
+        holds = np.bincount(pairs, minlength=(len(boxes) + 1) * counts.size).reshape(-1, counts.size) > 0
+    weight_map = np.zeros(label.shape, dtype=np.float32)
+    for c in np.flatnonzero(counts):
+        if c == 0:
+            # the background's dilation is everything but the foreground deeper than R: erode the foreground
+            dilated = ~erode_by_distance(foreground, radius, spacing, components=(components, boxes))
+        else:
+            dilated = dilate_by_distance(
+                label == c, radius, spacing, boxes=[boxes[k - 1] for k in np.flatnonzero(holds[1:, c]) + 1]
+            )
+        weight = np.float32(1.0 / (1.0 + np.count_nonzero(dilated)))
+        np.maximum(weight_map, weight, out=weight_map, where=dilated)
+    return weight_map
+
+
+def uncertainty_weight_map(
+    label: Any,
+    sigma: float,
+    class_weights: Any = None,
+    edge_mode: str = "inner",
+    spacing: Sequence[float] | None = None,
+) -> np.ndarray | torch.Tensor:
+    """Bressan et al.'s pixel weight ``w(x) = omega_{c(x)} * delta(x)`` of one spatial label map (Eqs. 4-6).
+
+    ``delta(x) = 1 - exp(-d(x)^2 / (2 sigma^2))`` with ``d(x)`` the Euclidean distance to the nearest edge pixel.
+
+    Reading: ``d(x)`` is measured from every pixel, inside and outside objects, to the nearest edge pixel; an
+    edge pixel (``edge_mode="inner"``) is a pixel of a non-background class with a face neighbour of another
+    label (``"thick"``: both sides). ``omega_c = m / (C n_c)`` is a training-set statistic
+    (:func:`monai_imbalance.stats.class_frequency_weights`). An image without edges (empty or a single class)
+    has ``delta = 1`` everywhere.
+
+    Args:
+        label: spatial integer label map, numpy or torch.
+        sigma: ``> 0``, in voxels, or in mm with ``spacing``.
+        class_weights: ``omega_c`` per class, or None for 1 (uncertainty weighting only).
+        edge_mode: ``"inner"`` or ``"thick"``.
+        spacing: voxel size per axis, or None.
+
+    Returns:
+        ``float32`` map of the label's shape, same kind and device as the label.
+
+    Raises:
+        ValueError: a class value without a weight in ``class_weights``.
+    """
+    weights = check_class_weights(class_weights)
+    if isinstance(label, torch.Tensor) and not _is_torch_device_path(label):
+        return torch.as_tensor(
+            uncertainty_weight_map(to_numpy(label), sigma, weights, edge_mode, spacing), device=label.device
+        )
+    is_torch = isinstance(label, torch.Tensor)
+    top = int(label.max()) if (label.numel() if is_torch else label.size) else 0
+    if weights is not None and top >= weights.size:
+        raise ValueError(
+            f"class_weights has {weights.size} values (classes 0..{weights.size - 1}) but the label has class {top}."
+        )
+    edges = face_edges(label, edge_mode)
+    if is_torch:
+        if bool(edges.any()):
+            dist = euclidean_distance(~edges, spacing)
+            delta = -torch.expm1(-(dist.double() ** 2) / (2.0 * sigma**2))
+        else:
+            delta = torch.ones(label.shape, dtype=torch.float64, device=label.device)
+        omega = torch.as_tensor(weights if weights is not None else np.ones(top + 1), device=label.device)
+        return (omega[label.long()] * delta).float()
+    if edges.any():
+        dist = euclidean_distance(~edges, spacing)
+        delta = -np.expm1(-np.square(dist) / (2.0 * sigma**2))
+    else:
+        delta = np.ones(label.shape)
+    omega = weights if weights is not None else np.ones(top + 1)
+    return (omega[np.asarray(label, dtype=np.int64)] * delta).astype(np.float32)
+
+
+def signed_distance(mask: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:
+    """Signed distance map of one spatial binary mask in Kervadec's convention (see :func:`signed_distance_map`)."""
+    offset = 1.0 if spacing is None else float(min(spacing))
+    if isinstance(mask, torch.Tensor):
+        if not _is_torch_device_path(mask):
+            return torch.as_tensor(signed_distance(to_numpy(mask), spacing), device=mask.device)
+        mask = mask.bool()
+        if not bool(mask.any()) or bool(mask.all()):
+            return torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+        outside = euclidean_distance(~mask, spacing)
+        inside = euclidean_distance(mask, spacing)
+        return torch.where(mask, offset - inside, outside).float()
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any() or mask.all():
+        return np.zeros(mask.shape, dtype=np.float32)
+    sdm = euclidean_distance(~mask, spacing)  # distance to the object, 0 inside
+    # distances to the background are non-zero only inside the object: its box grown by one voxel is exact
+    box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(bounding_box(mask), mask.shape))
+    inside = mask[box]
+    sdm[box][inside] = offset - euclidean_distance(inside, spacing)[inside]
+    return sdm.astype(np.float32)
+
+
+def signed_distance_map(masks: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:
+    """Per-channel signed distance maps of channel-first binary masks ``(C, *spatial)`` (Kervadec et al. 2019).
+
+    Outside an object: ``+EDT`` to the object; inside: ``-(EDT to the background - 1)``, so the inner boundary is
+    0; an empty channel or a channel filling the whole image gives zeros.
+
+    Reading: the convention of Kervadec's reference code; the 6x6 mask with a 4x4 square at rows/cols 1-4 gives
+    corners 1.4142, outer ring 1, inner boundary 0, centre 2x2 -1. With ``spacing`` (mm) the ``1`` is the smallest
+    voxel size, so the inner boundary stays 0 and the inside stays ``<= 0`` (the reference code subtracts 1
+    whatever the spacing, which makes the inside positive below 1 mm).
+
+    Returns:
+        ``float32`` ``(C, *spatial)``, same kind and device as ``masks``.
+    """
+    if isinstance(masks, torch.Tensor):
+        return torch.stack([signed_distance(m, spacing) for m in masks]) if len(masks) else masks.float()
+    return np.stack([signed_distance(m, spacing) for m in np.asarray(masks)]).astype(np.float32, copy=False)
+
+
+@torch.no_grad()
+def batch_map(fn: Callable[..., Any], batch: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+    """Apply a map function to every channel of every item of a batch ``(B, C, *spatial)``, on its device.
+
+    ``fn`` receives one spatial array and ``kwargs`` and returns a map of the same shape (e.g.
+    :func:`dilation_weight_map`, :func:`signed_distance`); CPU tensors go through numpy (scipy), GPU tensors stay
+    on their device. The losses use it to compute maps on the fly, under ``torch.no_grad()``.
+
+    Returns:
+        ``float32`` ``(B, C, *spatial)`` on the batch's device.
+    """
+    batch = batch.detach()
+    if hasattr(batch, "as_tensor"):
+        batch = batch.as_tensor()
+    on_device = batch.device.type != "cpu"
+    maps = [
+        torch.as_tensor(fn(channel if on_device else channel.numpy(), **kwargs), device=batch.device)
+        for item in batch
+        for channel in item
+    ]
+    return torch.stack(maps).reshape(batch.shape).float()
+
+
+def _label_channel_map(label: Any, fn: Callable[..., Any], spacing: Any, name: str, **kwargs: Any) -> Any:
+    """Run ``fn`` on the single channel of ``label`` ``(1, *spatial)`` and return ``(1, *spatial)`` float32 of
+    the label's type (a MetaTensor keeps its metadata, so later spatial transforms and ``Invertd`` treat the map
+    like the label)."""
+    if not hasattr(label, "shape") or len(label.shape) not in (3, 4) or label.shape[0] != 1:
+        raise ValueError(
+            f"{name} must be channel-first with one channel, (1, H, W) or (1, H, W, D), "
+            f"got shape {tuple(getattr(label, 'shape', ()))}."
+        )
+    ndim = len(label.shape) - 1
+    spacing = resolve_spacing(spacing, ndim, label)
+    if _is_torch_device_path(label):
+        spatial = _check_label_tensor(label.as_tensor() if hasattr(label, "as_tensor") else label, name)[0]
+    else:
+        spatial = validate_label(label, name=name)[0]
+    out = fn(spatial, spacing=spacing, **kwargs)
+    result, *_ = convert_to_dst_type(out[None], label, dtype=torch.float32)
+    return result
+
+
+class DilationWeightMap(Transform):
+    """DBCE pixel weight map ``M`` of a label (Hosseini and Soleymani Baghshah, Eqs. 3-5).
+
+    For every class ``c`` present, background included: ``D^c = Y^c`` dilated by a disk (3-D: ball) of ``radius``,
+    ``W^c = D^c / (1 + sum(D^c))``, and ``M = max_c W^c``. Small objects and their surroundings get the largest
+    weights; the loss sums ``M * CE`` over pixels, so the weights normalise themselves.
+
+    Reading: dilation by a Euclidean disk equals thresholding a distance transform, ``D^c = EDT(not Y^c) <= R``,
+    with the disk ``{x : |x| <= R}`` (same set as ``skimage.morphology.disk(R)``); its cost does not grow with
+    ``R``. R = 0 gives balanced CE weights ``1/(1+n_c)``; an absent class gets weight 0. Hand case: a 5x5 image
+    with one foreground pixel in the centre and R = 1 gives ``M = 1/6`` on the 5-pixel cross, ``1/26`` elsewhere.
+
+    Args:
+        radius: disk radius ``R >= 0``, in pixels, or in mm when a spacing is given (the paper: 20 pixels for
+            polyps and skin lesions at 320x320, 10 for the Synapse organs).
+        spacing: None (pixels), a number or one number per spatial axis (mm), or ``"meta"`` for the label's
+            ``MetaTensor`` ``pixdim``.
+
+    Input: integer label ``(1, H, W[, D])`` (numpy, torch or MetaTensor; whole-valued floats accepted).
+    Output: ``float32`` ``(1, H, W[, D])`` of the input's type; a MetaTensor keeps the label's metadata.
+
+    Raises:
+        ValueError: negative radius, a label that is not ``(1, *spatial)`` or not class indices, a bad spacing.
+
+    Example:
+        >>> import numpy as np
+        >>> label = np.zeros((1, 5, 5), dtype=np.uint8); label[0, 2, 2] = 1
+        >>> DilationWeightMap(radius=1)(label)[0, 2].round(4)
+        array([0.0385, 0.1667, 0.1667, 0.1667, 0.0385], dtype=float32)
+    """
+
+    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(self, radius: float, spacing: float | Sequence[float] | str | None = None) -> None:
+        self.radius = check_radius(radius)
+        self.spacing = spacing
+
+    def __call__(self, label: Any) -> Any:
+        return _label_channel_map(label, dilation_weight_map, self.spacing, "label", radius=self.radius)
+
+
+class UncertaintyWeightMap(Transform):
+    """Bressan et al.'s pixel weight map: class imbalance times labelling uncertainty (Eqs. 4-6).
+
+    ``w(x) = omega_{c(x)} * delta(x)`` with ``delta(x) = 1 - exp(-d(x)^2 / (2 sigma^2))``: pixels on an edge weigh
+    0, pixels far from every edge weigh ``omega_c``.
+
+    Reading: ``omega_c = m / (C * n_c)`` over the whole training set (a dataset statistic, computed once with
+    :func:`monai_imbalance.stats.class_frequency_weights`; 0 for a class with ``n_c = 0``). ``d(x)``: Euclidean
+    distance (in voxels, or mm when spacing is given) from every pixel, inside and outside objects, to the nearest
+    edge pixel. Edge pixel (default ``edge_mode="inner"``): a pixel of a non-background class with a face
+    neighbour of another label; ``"thick"`` (both sides) is an option. Our choices where the paper is silent: the
+    image border is no edge, and an image without edge pixels (empty, or one class) has ``delta = 1``.
+
+    Args:
+        sigma: spread of the uncertainty around edges, ``> 0`` (paper: 1 to 3 pixels at 256x256); mm with spacing.
+        class_weights: ``omega_c`` for classes ``0..C-1``, or None for 1 (uncertainty weighting only).
+        edge_mode: ``"inner"`` or ``"thick"``.
+        spacing: None (pixels), a number or one per axis (mm), or ``"meta"`` (the label's MetaTensor pixdim).
+
+    Input: integer label ``(1, H, W[, D])``. Output: ``float32`` ``(1, H, W[, D])`` of the input's type.
+
+    Raises:
+        ValueError: ``sigma <= 0``, class weights that are not 1-D, finite and ``>= 0``, a label class without a
+            weight, a label that is not ``(1, *spatial)``.
+
+    Example:
+        >>> from monai_imbalance.apps.synthetic import make_synthetic_dataset
+        >>> from monai_imbalance.stats import class_frequency_weights
+        >>> data = make_synthetic_dataset(4, spatial_size=(64, 64))
+        >>> omega = class_frequency_weights((d["label"] for d in data), num_classes=2)
+        >>> UncertaintyWeightMap(sigma=2.0, class_weights=omega)(data[0]["label"]).shape
+        (1, 64, 64)
+    """
+
+    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        sigma: float,
+        class_weights: Sequence[float] | np.ndarray | torch.Tensor | None = None,
+        edge_mode: str = "inner",
+        spacing: float | Sequence[float] | str | None = None,
+    ) -> None:
+        self.sigma = check_sigma(sigma)
+        self.class_weights = check_class_weights(class_weights)
+        if edge_mode not in ("inner", "thick"):
+            raise ValueError(f"edge_mode must be 'inner' or 'thick', got {edge_mode!r}.")
+        self.edge_mode = edge_mode
+        self.spacing = spacing
+
+    def __call__(self, label: Any) -> Any:
+        return _label_channel_map(
+            label,
+            uncertainty_weight_map,
+            self.spacing,
+            "label",
+            sigma=self.sigma,
+            class_weights=self.class_weights,
+            edge_mode=self.edge_mode,
+        )
+
+
+class SignedDistanceMap(Transform):
+    """Per-class signed distance maps ``(C, *spatial)`` for the boundary losses (Kervadec et al., MIDL 2019).
+
+    Outside an object ``+EDT`` to the object; inside ``-(EDT to the background - 1)``, so the inner boundary is 0;
+    an empty class or a class filling the whole image gives zeros; ``float32``.
+
+    Reading: the convention of Kervadec's reference code. Reference: a 6x6 mask with a 4x4 square at rows/cols
+    1-4 gives corners 1.4142, outer ring 1, inner boundary 0, centre 2x2 -1. With a spacing (mm) the ``1`` is the
+    smallest voxel size, so the inner boundary stays 0 and the inside ``<= 0``.
+
+    Args:
+        num_classes: one-hot an index label ``(1, *spatial)`` into this many channels first (channel ``c`` is the
+            map of class ``c``; match the loss input's channels, background included). None: every channel of the
+            input is a binary mask (a binary ``(1, *spatial)`` mask gives its foreground's map, for one-channel
+            sigmoid outputs; a one-hot ``(C, *spatial)`` label gives ``C`` maps).
+        spacing: None (pixels), a number or one per axis (mm), or ``"meta"`` (the label's MetaTensor pixdim).
+
+    Input: ``(1, H, W[, D])`` label or ``(C, H, W[, D])`` masks. Output: ``float32`` ``(C, H, W[, D])`` of the
+    input's type.
+
+    Raises:
+        ValueError: a label value ``>= num_classes``, a mask that is not binary with ``num_classes=None``, an
+            input that is not channel-first 2-D or 3-D.
+
+    Example:
+        >>> import numpy as np
+        >>> mask = np.zeros((1, 6, 6), dtype=np.uint8); mask[0, 1:5, 1:5] = 1
+        >>> SignedDistanceMap()(mask)[0, :3, :3].round(4)
+        array([[ 1.4142,  1.    ,  1.    ],
+               [ 1.    ,  0.    ,  0.    ],
+               [ 1.    ,  0.    , -1.    ]], dtype=float32)
+    """
+
+    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(self, num_classes: int | None = None, spacing: float | Sequence[float] | str | None = None) -> None:
+        if num_classes is not None and int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1 or None, got {num_classes}.")
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.spacing = spacing
+
+    def __call__(self, label: Any) -> Any:
+        shape = tuple(getattr(label, "shape", ()))
+        if len(shape) not in (3, 4):
+            raise ValueError(f"label must be channel-first (C, H, W) or (C, H, W, D), got shape {shape}.")
+        spacing = resolve_spacing(self.spacing, len(shape) - 1, label)
+        if _is_torch_device_path(label):
+            values = _check_label_tensor(label.as_tensor() if hasattr(label, "as_tensor") else label, "label")
+            top = int(values.max()) if values.numel() else 0
+        else:
+            values = validate_label(label, name="label")
+            top = int(values.max())
+        if self.num_classes is not None:
+            if shape[0] != 1:
+                raise ValueError(f"num_classes={self.num_classes} expects an index label (1, *spatial), got {shape}.")
+            if top >= self.num_classes:
+                raise ValueError(
+                    f"label has value {top} but num_classes={self.num_classes} "
+                    f"(valid values 0..{self.num_classes - 1})."
+                )
+            classes = np.arange(self.num_classes).reshape((-1,) + (1,) * (len(shape) - 1))
+            if isinstance(values, torch.Tensor):
+                masks = values == torch.as_tensor(classes, device=values.device)
+            else:
+                masks = values == classes
+        else:
+            if top > 1:
+                raise ValueError(
+                    f"label has value {top}: without num_classes every channel must be a binary mask; "
+                    "pass num_classes to one-hot an index label."
+                )
+            masks = values > 0
+        out = signed_distance_map(masks, spacing)
+        result, *_ = convert_to_dst_type(out, label, dtype=torch.float32)
+        return result
+
+
+class _LabelMapd(MapTransform):
+    """Dictionary form shared by the three maps: the map of ``d[key]`` goes to ``d[key + postfix]``."""
+
+    def __init__(self, keys: KeysCollection, transform: Transform, postfix: str, allow_missing_keys: bool) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if not postfix:
+            raise ValueError("postfix must be a non-empty string, or the map would overwrite its label.")
+        self.transform = transform
+        self.postfix = postfix
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[f"{key}{self.postfix}"] = self.transform(d[key])
+        return d
+
+
+class DilationWeightMapd(_LabelMapd):
+    """Dictionary form of :class:`DilationWeightMap`: stores the map of ``d[key]`` under ``key + postfix``
+    (``"label_weight"`` by default), so that ``CacheDataset`` caches it and later spatial transforms can move it.
+
+    Args:
+        keys: label keys.
+        radius, spacing: see :class:`DilationWeightMap`.
+        postfix: appended to each key to name its map.
+        allow_missing_keys: don't raise for a missing key.
+    """
+
+    backend = DilationWeightMap.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        radius: float,
+        spacing: float | Sequence[float] | str | None = None,
+        postfix: str = "_weight",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, DilationWeightMap(radius, spacing), postfix, allow_missing_keys)
+
+
+class UncertaintyWeightMapd(_LabelMapd):
+    """Dictionary form of :class:`UncertaintyWeightMap`: the map of ``d[key]`` goes to ``key + postfix``.
+
+    Args:
+        keys: label keys.
+        sigma, class_weights, edge_mode, spacing: see :class:`UncertaintyWeightMap`.
+        postfix: appended to each key to name its map.
+        allow_missing_keys: don't raise for a missing key.
+    """
+
+    backend = UncertaintyWeightMap.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        sigma: float,
+        class_weights: Sequence[float] | np.ndarray | torch.Tensor | None = None,
+        edge_mode: str = "inner",
+        spacing: float | Sequence[float] | str | None = None,
+        postfix: str = "_weight",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        transform = UncertaintyWeightMap(sigma, class_weights, edge_mode, spacing)
+        super().__init__(keys, transform, postfix, allow_missing_keys)
+
+
+class SignedDistanceMapd(_LabelMapd):
+    """Dictionary form of :class:`SignedDistanceMap`: the maps of ``d[key]`` go to ``key + postfix``
+    (``"label_sdm"`` by default).
+
+    Args:
+        keys: label keys.
+        num_classes, spacing: see :class:`SignedDistanceMap`.
+        postfix: appended to each key to name its map.
+        allow_missing_keys: don't raise for a missing key.
+    """
+
+    backend = SignedDistanceMap.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        num_classes: int | None = None,
+        spacing: float | Sequence[float] | str | None = None,
+        postfix: str = "_sdm",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, SignedDistanceMap(num_classes, spacing), postfix, allow_missing_keys)
+
+
+DilationWeightMapD = DilationWeightMapDict = DilationWeightMapd
+UncertaintyWeightMapD = UncertaintyWeightMapDict = UncertaintyWeightMapd
+SignedDistanceMapD = SignedDistanceMapDict = SignedDistanceMapd
