@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .loss_inputs import LossWithBatchKeys
 from .datalists import dataset_sections, image_items
+from .loss_inputs import LossWithBatchKeys
 from .setups import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, paper_setup
 from .writers import SaveMaskLikeInputd

@@ -36,10 +36,8 @@ from monai.transforms.inverse import InvertibleTransform
 from monai.transforms.traits import MultiSampleTrait
 from monai.transforms.transform import MapTransform, Randomizable, Transform
 from monai.utils import PytorchPadMode, TraceKeys, convert_to_tensor
-from scipy import ndimage
-from scipy.sparse.csgraph import connected_components
 
-from monai_imbalance.transforms.utils import window_foreground_counts
+from monai_imbalance.transforms.utils import euclidean_distance, exact_distance_boxes, window_foreground_counts
 from monai_imbalance.utils import ensure_int_sequence, to_numpy, validate_label
 
 __all__ = [
@@ -852,48 +850,6 @@ class RandMaskAwareCropd(_RandWindowCropd):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-#: a foreground bounding box above this many pixels is split by connected components before the distance transform
-_SPLIT_BOX_PIXELS = 1 << 22
-#: more components than this: one box for all (merging boxes would cost more than it saves)
-_MAX_COMPONENT_BOXES = 256
-
-
-def _distance_boxes(fg: np.ndarray) -> list[tuple[slice, ...]]:
-    """Boxes whose distance transforms give the exact ``EDT(fg)`` at every foreground pixel, at a fraction of the
-    cost of the whole image.
-
-    Each box is a bounding box of foreground grown by one pixel (clipped to the image) whose one-pixel rim is
-    all background. For a foreground pixel ``x`` inside, the nearest background pixel ``y`` of the whole image, if
-    outside the box, can be replaced by ``y`` clamped onto the rim, which is background and no farther from ``x``:
-    so the distance computed inside the box is exact. One box for all the foreground when it is small; otherwise
-    one box per connected component (26-/8-connectivity), boxes merged while their grown versions overlap (which
-    keeps every rim free of other components' pixels).
-    """
-    shape = fg.shape
-    spans = []
-    for axis in range(fg.ndim):
-        hits = np.flatnonzero(fg.any(axis=tuple(a for a in range(fg.ndim) if a != axis)))
-        spans.append((max(int(hits[0]) - 1, 0), min(int(hits[-1]) + 2, shape[axis])))
-    whole = [tuple(slice(lo, hi) for lo, hi in spans)]
-    if math.prod(hi - lo for lo, hi in spans) <= _SPLIT_BOX_PIXELS:
-        return whole
-    components, count = ndimage.label(fg, structure=np.ones((3,) * fg.ndim))
-    if count > _MAX_COMPONENT_BOXES:
-        return whole
-    objects = ndimage.find_objects(components)
-    lo = np.maximum(np.array([[s.start for s in o] for o in objects]) - 1, 0)
-    hi = np.minimum(np.array([[s.stop for s in o] for o in objects]) + 1, np.asarray(shape))
-    while len(lo) > 1:
-        overlap = np.all((lo[:, None] < hi[None]) & (lo[None] < hi[:, None]), axis=2)
-        np.fill_diagonal(overlap, False)
-        if not overlap.any():
-            break
-        groups, group_of = connected_components(overlap, directed=False)
-        lo = np.array([lo[group_of == g].min(axis=0) for g in range(groups)])
-        hi = np.array([hi[group_of == g].max(axis=0) for g in range(groups)])
-    return [tuple(slice(int(a), int(b)) for a, b in zip(box_lo, box_hi)) for box_lo, box_hi in zip(lo, hi)]
-
-
 class ProbabilisticCropCentres(Transform):
     """Deterministic PC precompute: the centre distribution of :class:`RandProbabilisticCrop`, as a small record.
 
@@ -906,9 +862,10 @@ class ProbabilisticCropCentres(Transform):
 
         {"indices": int32 or int64 (F,), "cdf": float64 (F,), "spatial_shape": tuple, "power": float}
 
-    The distance transform runs on the foreground's bounding box grown by one pixel, or, when that box is large, on
-    one such box per connected component (merged where they overlap); either gives exactly the distances of the
-    whole image, in a fraction of the time. A label without background (all foreground) gets equal weights.
+    The distance transform runs only on the boxes of :func:`~monai_imbalance.transforms.utils.exact_distance_boxes`
+    (the foreground's bounding box grown by one pixel, or one such box per connected component when that box is
+    large), which give exactly the distances of the whole image in a fraction of the time. A label without
+    background (all foreground) gets equal weights.
 
     Args:
         power: exponent of the distance, ``>= 0`` (0: uniform over foreground pixels).
@@ -934,10 +891,9 @@ class ProbabilisticCropCentres(Transform):
             record.update(indices=np.arange(fg.size, dtype=index_dtype), cdf=np.arange(1.0, fg.size + 1.0))
             return record
         flat_parts, weight_parts = [], []
-        for box in _distance_boxes(fg):
-            local = fg[box]
-            coords = np.nonzero(local)
-            distance = ndimage.distance_transform_edt(local)[coords]
+        for box, select in exact_distance_boxes(fg):
+            coords = np.nonzero(fg[box] if select is None else select)
+            distance = euclidean_distance(fg[box])[coords]
             weight_parts.append(distance if self.power == 1.0 else distance**self.power)
             flat_parts.append(np.ravel_multi_index(tuple(c + b.start for c, b in zip(coords, box)), shape))
         flat, weights = np.concatenate(flat_parts), np.concatenate(weight_parts)

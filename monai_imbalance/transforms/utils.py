@@ -216,6 +216,7 @@ __all__ += [
     "label_components",
     "dilate_by_distance",
     "erode_by_distance",
+    "exact_distance_boxes",
     "face_edges",
 ]
 
@@ -307,6 +308,47 @@ def label_components(mask: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, ..
     return components, ndimage.find_objects(components)
 
 
+#: a foreground bounding box above this many pixels is split by connected components before a distance transform
+SPLIT_BOX_PIXELS = 1 << 22
+#: more components than this: one box for all (a Python loop over boxes would cost more than it saves)
+MAX_COMPONENT_BOXES = 256
+
+
+def exact_distance_boxes(
+    mask: np.ndarray,
+    components: tuple[np.ndarray, Sequence[tuple[slice, ...]]] | None = None,
+) -> list[tuple[tuple[slice, ...], np.ndarray | None]]:
+    """Boxes on which ``EDT(mask)`` (each mask pixel's distance to the nearest pixel outside the mask) is exact,
+    so that it need not be computed on the whole image.
+
+    Returns ``(box, selector)`` pairs: ``euclidean_distance(mask[box])`` is exact at every mask pixel of the box
+    when ``selector`` is None, else at the mask pixels where ``selector`` (a boolean array over the box) is True;
+    together the pairs cover every mask pixel once.
+
+    - The mask's bounding box grown by one pixel, when it holds at most ``SPLIT_BOX_PIXELS`` pixels: its rim is
+      outside the mask, and a nearest outside pixel beyond the box can be replaced by its projection onto the rim,
+      which is no farther.
+    - Otherwise one box per face-connected component, grown by one pixel, selecting that component's pixels: the
+      lattice points of a ball around a pixel are face-connected, so the ball that reaches the nearest outside
+      pixel lies in the component's grown box.
+    - The whole image, when those boxes together are as large or there are more than ``MAX_COMPONENT_BOXES``.
+
+    Args:
+        mask: spatial boolean numpy array with at least one True pixel.
+        components: ``label_components(mask)`` when already computed.
+    """
+    shape = mask.shape
+    whole = tuple(slice(0, n) for n in shape)
+    fg_box = _grow_box(bounding_box(mask), [1] * mask.ndim, shape)
+    if _box_volume(fg_box) <= SPLIT_BOX_PIXELS:
+        return [(fg_box, None)]
+    labels, boxes = label_components(mask) if components is None else components
+    grown = [_grow_box(box, [1] * mask.ndim, shape) for box in boxes if box is not None]
+    if len(grown) > MAX_COMPONENT_BOXES or sum(_box_volume(box) for box in grown) >= mask.size:
+        return [(whole, None)]
+    return [(box, labels[box] == index) for index, box in enumerate(grown, start=1)]
+
+
 def dilate_by_distance(
     mask: Any,
     radius: float,
@@ -359,10 +401,8 @@ def erode_by_distance(
 ) -> np.ndarray | torch.Tensor:
     """Pixels of ``mask`` farther than ``radius`` from every pixel outside it: ``EDT(mask) > radius``.
 
-    The complement of ``dilate_by_distance(~mask, radius)``. Computed per face-connected component on its
-    bounding box grown by one voxel, which is exact: the nearest outside pixel of a component's pixel is a face
-    neighbour of the same component (the lattice points of a ball around a lattice point are face-connected),
-    so it lies in that box. Falls back to one transform of the whole image when the boxes are as large.
+    The complement of ``dilate_by_distance(~mask, radius)``, with the distance transform run only on the boxes
+    of :func:`exact_distance_boxes` (exact there).
 
     Args:
         mask: spatial boolean array (numpy or torch).
@@ -379,14 +419,10 @@ def erode_by_distance(
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return np.zeros(mask.shape, dtype=bool)
-    labels, boxes = label_components(mask) if components is None else components
-    grown = [_grow_box(box, [1] * mask.ndim, mask.shape) for box in boxes]
-    if sum(_box_volume(box) for box in grown) >= mask.size:
-        return euclidean_distance(mask, spacing) > limit
     out = np.zeros(mask.shape, dtype=bool)
-    for index, box in enumerate(grown, start=1):
-        # pixels of other components in this box may have their nearest outside pixel beyond it: keep ours only
-        out[box] |= (euclidean_distance(mask[box], spacing) > limit) & (labels[box] == index)
+    for box, select in exact_distance_boxes(mask, components):
+        far = euclidean_distance(mask[box], spacing) > limit
+        out[box] |= far if select is None else far & select
     return out
 
 

@@ -599,10 +599,10 @@ def test_pc_record_equals_full_image_edt(power, shape):
 def test_pc_component_boxes_give_whole_image_distances(monkeypatch, max_boxes):
     # force the split by connected components (used for large images) on small, awkward layouts: a ring around
     # another object, objects touching diagonally or one pixel apart, objects on the border, speckles
-    from monai_imbalance.transforms import crop as crop_module
+    from monai_imbalance.transforms import utils as utils_module
 
-    monkeypatch.setattr(crop_module, "_SPLIT_BOX_PIXELS", 0)
-    monkeypatch.setattr(crop_module, "_MAX_COMPONENT_BOXES", max_boxes)
+    monkeypatch.setattr(utils_module, "SPLIT_BOX_PIXELS", 0)
+    monkeypatch.setattr(utils_module, "MAX_COMPONENT_BOXES", max_boxes)
     label = np.zeros((40, 44), dtype=np.uint8)
     label[5:25, 5:25] = 1
     label[8:22, 8:22] = 0  # a ring ...

@@ -60,3 +60,30 @@ def test_window_counts_rejects_bad_arguments():
         window_foreground_counts(np.ones((5, 5)), 2, 0)
     with pytest.raises(ValueError, match="roi_size must be an int or 2 values"):
         window_foreground_counts(np.ones((5, 5)), (2, 2, 2), 1)
+
+
+@pytest.mark.parametrize("split_pixels, max_boxes", [(1 << 22, 256), (0, 256), (0, 2)])
+@pytest.mark.parametrize("spacing", [None, (1.0, 2.5)])
+def test_exact_distance_boxes_give_whole_image_distances(monkeypatch, split_pixels, max_boxes, spacing):
+    """Every strategy (foreground box, per-component boxes, whole image) reproduces the whole-image EDT."""
+    from scipy import ndimage
+
+    from monai_imbalance.transforms import utils as utils_module
+    from monai_imbalance.transforms.utils import erode_by_distance, euclidean_distance, exact_distance_boxes
+
+    monkeypatch.setattr(utils_module, "SPLIT_BOX_PIXELS", split_pixels)
+    monkeypatch.setattr(utils_module, "MAX_COMPONENT_BOXES", max_boxes)
+    rng = np.random.default_rng(3)
+    mask = ndimage.gaussian_filter(rng.random((48, 40)), 2.0) > 0.53
+    mask[0, :5] = True  # on the border
+    reference = ndimage.distance_transform_edt(mask, sampling=spacing)
+    got = np.zeros_like(reference)
+    covered = np.zeros(mask.shape, dtype=int)
+    for box, select in exact_distance_boxes(mask):
+        where = mask[box] if select is None else select
+        got[box][where] = euclidean_distance(mask[box], spacing)[where]
+        covered[box] += where
+    np.testing.assert_array_equal(covered, mask.astype(int))  # every mask pixel exactly once
+    np.testing.assert_allclose(got, reference)
+    for radius in (0.0, 1.5, 3.0):
+        np.testing.assert_array_equal(erode_by_distance(mask, radius, spacing), reference > radius * (1 + 1e-6))
