@@ -151,10 +151,13 @@ class LossWithBatchKeys(_Loss):
         return value
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        """``loss(input, target, *batch_args, **batch_kwargs)``; arguments given here take precedence."""
+        """``loss(input, target, *batch_args, **batch_kwargs)``; arguments given here take precedence. ``input`` may
+        be a list of deep-supervision heads (for a loss that takes one, e.g. ``DeepSupervisionLoss``): the maps go
+        to the device of the target."""
+        device = target.device
         if not args:
-            args = tuple(self._fetch(key, input.device) for key in self.arg_keys)
+            args = tuple(self._fetch(key, device) for key in self.arg_keys)
         for name, key in self.kwarg_keys.items():
             if name not in kwargs:
-                kwargs[name] = self._fetch(key, input.device)
+                kwargs[name] = self._fetch(key, device)
         return self.loss(input, target, *args, **kwargs)

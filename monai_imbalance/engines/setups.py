@@ -204,15 +204,17 @@ class SegmentationSetup:
         extra_keys: dict[str, str] = {}
         self.loss = self._build_loss(extra_keys)
         loss_function = self.loss
+        if extra_keys:
+            from monai_imbalance.engines.loss_inputs import LossWithBatchKeys
+
+            # inside the deep supervision wrapper: LossWithBatchKeys reads the device of a tensor input, and every
+            # head of DeepSupervisionFlexibleUNet has the label's (and so the maps') full resolution
+            loss_function = LossWithBatchKeys(loss_function, extra_keys=extra_keys)
+            self.train_handlers.insert(0, loss_function)
         if self.deep_supervision:
             from monai_imbalance.losses.deep_supervision import DeepSupervisionLoss
 
             loss_function = DeepSupervisionLoss(loss_function, weight_mode=deep_supervision_weight_mode)
-        if extra_keys:
-            from monai_imbalance.engines.loss_inputs import LossWithBatchKeys
-
-            loss_function = LossWithBatchKeys(loss_function, extra_keys=extra_keys)
-            self.train_handlers.insert(0, loss_function)
         self.loss_function = loss_function
         self.precompute_transforms, self.crop_transforms = self._build_crop()
 

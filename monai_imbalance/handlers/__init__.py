@@ -3,5 +3,7 @@
 from __future__ import annotations
 
 from .boundary_schedule import BoundaryWeightScheduler
-from .checkpoint import ResumeFromCheckpoint, latest_checkpoint
+from .checkpoint import ResumeFromCheckpoint, TrainerCheckpointSaver, latest_checkpoint
+from .confusion import PerImageConfusionMatrix
 from .progress import ProgressBar, ThroughputLogger
+from .terminate import TerminateOnNan

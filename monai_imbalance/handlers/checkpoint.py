@@ -5,6 +5,11 @@ unconditionally ("resume if there is something to resume"). :class:`ResumeFromCh
 checkpoint written by ``CheckpointSaver`` (``save_interval``/``save_final``) in a folder when the engine starts,
 and loads it through ``CheckpointLoader``: model, optimizer, learning-rate scheduler and the trainer's epoch and
 iteration counters, so a resumed run continues at the next epoch up to the run's own ``max_epochs``.
+
+A bundle cannot name the trainer inside the trainer's own handler list (``@train#trainer`` there is a circular
+reference), so both handlers add the engine they are attached to under ``engine_key``:
+:class:`TrainerCheckpointSaver` (a ``CheckpointSaver`` that saves it) and :class:`ResumeFromCheckpoint` (which
+restores it).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ResumeFromCheckpoint", "latest_checkpoint"]
+from monai.handlers import CheckpointSaver
+
+__all__ = ["ResumeFromCheckpoint", "TrainerCheckpointSaver", "latest_checkpoint"]
 
 _STEP = re.compile(r"(?:epoch|iteration)=(\d+)")
 
@@ -50,6 +57,7 @@ class ResumeFromCheckpoint:
             "trainer": trainer}`` (the ``save_dict`` of the ``CheckpointSaver`` that wrote the checkpoints).
         ckpt_dir: folder searched for the newest checkpoint (see :func:`latest_checkpoint`).
         checkpoint: an explicit checkpoint file; takes precedence over ``ckpt_dir``. It must exist.
+        engine_key: the engine the handler is attached to is restored under this key too (None: not restored).
         enabled: False makes the handler do nothing (a bundle switches resuming on with ``resume=True``).
         pattern: file pattern of the checkpoints in ``ckpt_dir``.
         map_location, strict: as ``monai.handlers.CheckpointLoader``.
@@ -64,8 +72,8 @@ class ResumeFromCheckpoint:
         - _target_: monai_imbalance.handlers.ResumeFromCheckpoint
           enabled: "@resume"
           ckpt_dir: "@ckpt_dir"
-          load_dict: {model: "@network", optimizer: "@optimizer", lr_scheduler: "@lr_scheduler",
-                      trainer: "@train#trainer"}
+          load_dict: {model: "@network", optimizer: "@optimizer", lr_scheduler: "@lr_scheduler"}
+          engine_key: trainer     # the trainer's epoch and iteration
     """
 
     def __init__(
@@ -74,6 +82,7 @@ class ResumeFromCheckpoint:
         ckpt_dir: str | os.PathLike | None = None,
         checkpoint: str | os.PathLike | None = None,
         enabled: bool = True,
+        engine_key: str | None = "trainer",
         pattern: str = "*checkpoint*.pt",
         map_location: Any = None,
         strict: bool = True,
@@ -84,6 +93,7 @@ class ResumeFromCheckpoint:
         self.ckpt_dir = ckpt_dir
         self.checkpoint = checkpoint
         self.enabled = bool(enabled)
+        self.engine_key = engine_key
         self.pattern = pattern
         self.map_location = map_location
         self.strict = strict
@@ -113,7 +123,29 @@ class ResumeFromCheckpoint:
             self.logger.info("resume: no checkpoint matching %r in %s, starting from scratch", self.pattern,
                              self.ckpt_dir)
             return
-        CheckpointLoader(str(path), self.load_dict, map_location=self.map_location, strict=self.strict)(engine)
+        load_dict = dict(self.load_dict)
+        if self.engine_key:
+            load_dict[self.engine_key] = engine
+        CheckpointLoader(str(path), load_dict, map_location=self.map_location, strict=self.strict)(engine)
         self.loaded = path
         self.logger.info("resumed from %s at epoch %d, iteration %d", path, engine.state.epoch,
                          engine.state.iteration)
+
+
+class TrainerCheckpointSaver(CheckpointSaver):
+    """``monai.handlers.CheckpointSaver`` that also saves the engine it is attached to (its epoch and iteration
+    counters) under ``engine_key``, so that :class:`ResumeFromCheckpoint` continues where the run stopped.
+
+    Args:
+        engine_key: key of the engine in the saved dictionary.
+        args, kwargs: as ``monai.handlers.CheckpointSaver`` (``save_dict`` without the trainer).
+    """
+
+    def __init__(self, *args: Any, engine_key: str = "trainer", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.engine_key = engine_key
+
+    def attach(self, engine: Any) -> None:
+        # ignite's Checkpoint objects hold this very dictionary: the engine added here is saved with the rest
+        self.save_dict[self.engine_key] = engine
+        super().attach(engine)

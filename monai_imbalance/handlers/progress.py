@@ -64,7 +64,8 @@ class ThroughputLogger:
     """Log the samples per second of each epoch: ``engine.state.metrics["images_per_second"]``.
 
     Counts the batch size of every iteration (the first dimension of ``batch[batch_key]``; a multi-sample crop's
-    samples count one by one), divided by the epoch's wall time including data loading.
+    samples count one by one), divided by the time from the epoch's start to its last iteration's end (data
+    loading included, the validation run at the epoch's end excluded).
 
     Args:
         batch_key: key of the batch tensor whose first dimension is the batch size.
@@ -76,6 +77,7 @@ class ThroughputLogger:
         self.metric_name = metric_name
         self.logger = logging.getLogger(__name__)
         self._start = 0.0
+        self._last = 0.0
         self._count = 0
         self.history: list[float] = []
 
@@ -87,10 +89,11 @@ class ThroughputLogger:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self._epoch_completed)
 
     def _epoch_started(self, engine: Any) -> None:
-        self._start = time.perf_counter()
+        self._start = self._last = time.perf_counter()
         self._count = 0
 
     def _iteration_completed(self, engine: Any) -> None:
+        self._last = time.perf_counter()
         batch = engine.state.batch
         if isinstance(batch, dict) and self.batch_key in batch:
             self._count += len(batch[self.batch_key])
@@ -100,7 +103,7 @@ class ThroughputLogger:
             self._count += len(batch[0])
 
     def _epoch_completed(self, engine: Any) -> None:
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        elapsed = max(self._last - self._start, 1e-9)
         rate = self._count / elapsed
         self.history.append(rate)
         engine.state.metrics[self.metric_name] = rate

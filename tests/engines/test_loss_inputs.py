@@ -5,11 +5,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from ignite.engine import Events
+from ignite.engine import Engine, Events
 from ignite.metrics import Average
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.engines.utils import IterationEvents
 from monai.handlers import from_engine
 from monai.transforms import Compose, Lambdad
 
@@ -151,3 +152,21 @@ def test_direct_calls_positional_keys_and_errors():
         LossWithBatchKeys(inner, extra_keys=[])
     with pytest.raises(TypeError, match="callable"):
         LossWithBatchKeys("not a loss", extra_keys="w")
+
+
+def test_list_of_heads_goes_through_to_a_deep_supervision_loss():
+    from monai_imbalance.losses import DeepSupervisionLoss, DilatedBalancedCELoss
+
+    torch.manual_seed(0)
+    target = torch.zeros(2, 1, 8, 8)
+    target[:, :, 3:5, 3:5] = 1
+    weight_map = torch.rand(2, 1, 8, 8)
+    heads = [torch.randn(2, 2, 8, 8) for _ in range(3)]
+    base = DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=1)
+    wrapped = LossWithBatchKeys(DeepSupervisionLoss(base, weight_mode="same"), extra_keys={"weight_map": "w"})
+    expected = sum(base(h, target, weight_map=weight_map) for h in heads)
+    engine = Engine(lambda engine, batch: wrapped(heads, target))  # the map comes from the batch, not the call
+    engine.register_events(*IterationEvents)
+    wrapped.attach(engine)
+    engine.run([{"w": weight_map}], max_epochs=1)
+    torch.testing.assert_close(engine.state.output, expected)

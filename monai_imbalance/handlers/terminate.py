@@ -1,0 +1,37 @@
+"""Stop training when the loss is NaN or infinite, attachable from a bundle's handler list.
+
+ignite's ``TerminateOnNan`` is an event callback without ``attach``, which MONAI's ``train_handlers`` need;
+:class:`TerminateOnNan` attaches it at every completed iteration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TerminateOnNan"]
+
+
+def _loss(output: Any) -> Any:
+    """The trainer's loss: ``output["loss"]`` (or of the first item of a decollated output)."""
+    if isinstance(output, list) and output and isinstance(output[0], dict):
+        output = output[0]
+    return output["loss"] if isinstance(output, dict) else output
+
+
+class TerminateOnNan:
+    """Terminate the engine (with an error log) as soon as the loss is NaN or infinite.
+
+    Args:
+        output_transform: engine output -> the value(s) to check (default: the ``loss`` of a trainer's output).
+    """
+
+    def __init__(self, output_transform: Callable[[Any], Any] | None = None) -> None:
+        from ignite.handlers import TerminateOnNan as IgniteTerminateOnNan
+
+        self.handler = IgniteTerminateOnNan(output_transform=output_transform or _loss)
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self.handler)

@@ -1,0 +1,177 @@
+"""Comparison setups by name: every loss and crop runs a training iteration; errors name the valid options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ignite.engine import Events
+from monai.data import DataLoader, Dataset
+from monai.engines import SupervisedTrainer
+from monai.transforms import Compose, EnsureTyped
+
+import monai_imbalance.losses as ours
+from monai_imbalance.engines import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, paper_setup
+from monai_imbalance.losses import DeepSupervisionLoss
+
+_CLASS_OF = {"dibe": "DIBELoss", "dibe_dis": "DIBEDisLoss", "dibe_reg": "DIBERegLoss",
+             "focal_tversky": "FocalTverskyLoss", "combo": "ComboLoss", "exp_log": "ExpLogLoss",
+             "hybrid_focal": "HybridFocalLoss"}
+
+
+def _need_loss_class(name: str) -> None:
+    if name in _CLASS_OF and not hasattr(ours, _CLASS_OF[name]):
+        pytest.skip(f"monai_imbalance.losses.{_CLASS_OF[name]} (issue 5) is not in the package yet")
+
+
+def _items(n=4, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    items = []
+    for i in range(n):
+        label = np.zeros((1, size, size), dtype=np.uint8)
+        y, x = rng.integers(2, size // 2, 2)
+        label[0, y : y + 10 + i, x : x + 8] = 1
+        image = rng.random((3, size, size)).astype(np.float32) + label
+        items.append({"image": image, "label": label})
+    return items
+
+
+class _TwoHeads(torch.nn.Module):
+    """A tiny network; with ``heads`` it returns a list in training (deep supervision), one tensor in eval."""
+
+    def __init__(self, out_channels: int, heads: int = 1):
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(3, out_channels, 3, padding=1) for _ in range(heads))
+
+    def forward(self, x):
+        outs = [conv(x) for conv in self.convs]
+        return outs if (self.training and len(outs) > 1) else outs[0]
+
+
+def _train_one_epoch(setup: SegmentationSetup, heads: int = 1, size: int = 32):
+    transforms = Compose(setup.precompute_transforms + setup.crop_transforms + setup.map_transforms
+                         + [EnsureTyped(keys=["image", "label"], dtype=torch.float32, track_meta=False)])
+    loader = DataLoader(Dataset(_items(size=size), transforms), batch_size=2, num_workers=0)
+    net = _TwoHeads(setup.out_channels, heads)
+    before = [p.detach().clone() for p in net.parameters()]
+    trainer = SupervisedTrainer(device=torch.device("cpu"), max_epochs=1, train_data_loader=loader, network=net,
+                                optimizer=torch.optim.SGD(net.parameters(), lr=0.1), loss_function=setup.loss_function,
+                                train_handlers=setup.train_handlers, decollate=False)
+    losses = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED,
+                              lambda e: losses.append(float(e.state.output["loss"].detach())))
+    trainer.run()
+    moved = any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    return losses, moved, trainer
+
+
+@pytest.mark.parametrize("out_channels", [1, 2], ids=["sigmoid", "softmax"])
+@pytest.mark.parametrize("loss", LOSS_NAMES)
+def test_every_loss_trains_one_epoch(loss, out_channels):
+    _need_loss_class(loss)
+    setup = SegmentationSetup(loss=loss, crop="none", out_channels=out_channels)
+    losses, moved, trainer = _train_one_epoch(setup)
+    assert len(losses) == 2 and all(np.isfinite(losses)), losses
+    assert moved, "the optimizer step changed no weight"
+    assert trainer.state.epoch == 1
+    if setup.map_keys:  # the loss read its maps from the batch through LossWithBatchKeys
+        assert setup.train_handlers and setup.train_handlers[0] is setup.loss_function
+
+
+@pytest.mark.parametrize("loss", ["dbce", "boundary", "ce"])
+def test_deep_supervision_setup_trains(loss):
+    setup = SegmentationSetup(loss=loss, crop="none", out_channels=2, deep_supervision=True)
+    assert isinstance(setup.loss_function, DeepSupervisionLoss)
+    losses, moved, _ = _train_one_epoch(setup, heads=3)
+    assert all(np.isfinite(losses)) and moved
+
+
+def test_boundary_weight_is_scheduled():
+    setup = SegmentationSetup(loss="boundary", crop="none", out_channels=1,
+                              loss_params={"boundary": {"initial_weight": 0.2, "step": 0.5}})
+    _train_one_epoch(setup)
+    assert setup.loss.boundary_weight == pytest.approx(0.2)  # epoch 1 of the schedule
+    assert setup.map_keys == ["label_sdm"]
+
+
+@pytest.mark.parametrize("crop", CROP_NAMES)
+def test_every_crop_gives_roi_sized_samples(crop):
+    setup = SegmentationSetup(loss="dbce", crop=crop, out_channels=1, roi_size=(16, 16), num_samples=2,
+                              crop_params={"mac": {"rho": 0.25, "tau": 1, "stride": 4}})
+    pipeline = Compose(setup.precompute_transforms + setup.crop_transforms + setup.map_transforms)
+    out = pipeline(_items(1)[0])
+    samples = out if isinstance(out, list) else [out]
+    expected = (1, 16, 16) if crop != "none" else (1, 32, 32)
+    assert len(samples) == (1 if crop == "none" else 2)
+    for s in samples:
+        assert tuple(s["label"].shape) == expected and tuple(s["image"].shape) == (3,) + expected[1:]
+        assert tuple(s["label_weight"].shape) == expected  # map computed on the sample itself
+        assert not any(k.endswith(("_mac_windows", "_pc_centres")) for k in s)  # records consumed by the crop
+    if crop == "mac":  # tau=1: every crop is a MAC crop with at least 25% foreground
+        for s in samples:
+            assert s["label"].meta["crop_kind"] == "mac"
+            assert float(s["label"].float().mean()) >= 0.25
+    if crop == "probabilistic":
+        assert all(s["label"].meta["crop_kind"] == "pc" for s in samples)
+
+
+def test_train_one_epoch_with_mac_crop():
+    setup = SegmentationSetup(loss="ce", crop="mac", out_channels=1, roi_size=16, crop_params={"mac": {"stride": 4}})
+    losses, moved, _ = _train_one_epoch(setup)
+    assert len(losses) == 2 and moved
+
+
+def test_paper_setups():
+    assert set(PAPER_SETUPS) == {"NC", "RC", "PC", "MAC", "NCW", "RCW"}
+    assert paper_setup("mac") == {"crop": "mac", "loss": "ce"}
+    assert paper_setup("RCW") == {"crop": "random", "loss": "balanced_ce"}
+    with pytest.raises(ValueError, match="NCW"):
+        paper_setup("XYZ")
+
+
+def test_paper_defaults_and_params():
+    mac = SegmentationSetup(crop="mac", roi_size=224)
+    assert mac.crop_params == {"rho": 0.25, "tau": 5, "stride": 16}
+    dbce = SegmentationSetup(loss="dbce", loss_params={"dbce": {"radius": 10}, "dibe": {"alpha": 0.5}})
+    assert dbce.loss.radius == 10  # other losses' entries are ignored
+    dibe = SegmentationSetup(loss="dibe") if hasattr(ours, "DIBELoss") else None
+    if dibe is not None:  # the paper's (alpha, beta) = (0.3, 0.7) is alpha=0.7 (FP), beta=0.3 (FN) here
+        assert (dibe.loss_params["alpha"], dibe.loss_params["beta"]) == (0.7, 0.3)
+    ce = SegmentationSetup(loss="ce", out_channels=1)
+    assert ce.loss.class_weight.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"loss": "focal"}, "dice_ce"),
+        ({"crop": "center", "roi_size": 8}, "probabilistic"),
+        ({"crop": "random"}, "roi_size"),
+        ({"loss_params": {"radius": 3}}, "keyed by loss name"),
+        ({"crop_params": {"rho": 0.5}}, "keyed by crop name"),
+        ({"out_channels": 0}, "out_channels"),
+    ],
+)
+def test_bad_setups_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SegmentationSetup(**kwargs)
+
+
+def test_deep_supervision_loss_passes_maps_to_every_head():
+    base = ours.DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=1)
+    loss = DeepSupervisionLoss(base, weight_mode="exp")
+    target = torch.zeros(2, 1, 8, 8)
+    target[:, :, 2:5, 2:5] = 1
+    heads = [torch.randn(2, 2, 8, 8), torch.randn(2, 2, 8, 8)]
+    weight_map = torch.rand(2, 1, 8, 8)
+    expected = base(heads[0], target, weight_map=weight_map) + 0.5 * base(heads[1], target, weight_map=weight_map)
+    assert torch.allclose(loss(heads, target, weight_map=weight_map), expected)
+    # a smaller head gets the target and the map resized like MONAI resizes the target
+    small = torch.randn(2, 2, 4, 4)
+    value = loss([heads[0], small], target, weight_map=weight_map)
+    resized = torch.nn.functional.interpolate(weight_map, size=(4, 4), mode="nearest-exact")
+    small_target = torch.nn.functional.interpolate(target, size=(4, 4), mode="nearest-exact")
+    manual = base(heads[0], target, weight_map=weight_map) + 0.5 * base(small, small_target, weight_map=resized)
+    assert torch.allclose(value, manual)
+    # a single tensor (evaluation output) is a plain call
+    assert torch.allclose(loss(heads[0], target, weight_map=weight_map), base(heads[0], target, weight_map=weight_map))
