@@ -1,0 +1,333 @@
+"""``monai-imbalance bench``: the papers' comparison tables through a bundle, over k folds.
+
+Each (setup, fold) is one training run and one evaluation of the bundle (``python -m monai.bundle run`` with the
+setup's overrides, as a user runs it; through ``torchrun`` with ``nproc > 1``), in its own folder
+``out_dir/<setup>/fold<k>/`` (checkpoints, logs, evaluation). A run that finished is not run again (its
+``result.json`` is read back), so an interrupted bench resumes where it stopped; a failed run is reported with
+its log and the others go on. The table gives, per setup and metric, the mean over folds and the half-width of
+its 95% confidence interval (Student's t with ``folds - 1`` degrees of freedom, as the MAC paper's Table 1),
+best mean in bold.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "BenchRun",
+    "BundleRunner",
+    "parse_setups",
+    "confidence_interval",
+    "summarise_runs",
+    "format_table",
+    "run_bench",
+    "METRIC_NAMES",
+]
+
+#: display names of the bundles' metric keys, in the papers' column order; other metrics follow by name
+METRIC_NAMES = {
+    "val_mean_dice": "Dice",
+    "val_iou": "IoU",
+    "val_precision": "precision",
+    "val_recall": "recall",
+    "val_accuracy": "accuracy",
+    "val_oii": "OII",
+}
+
+
+@dataclass
+class BenchRun:
+    setup: str
+    fold: int
+    status: str  # "done", "failed", "skipped" (finished in an earlier bench)
+    metrics: dict[str, float] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str = ""
+
+
+def parse_setups(
+    setups: str | Sequence[str] | None = None, losses: str | Sequence[str] | None = None
+) -> dict[str, dict[str, str]]:
+    """``{name: bundle overrides}`` from paper setup names and/or loss names.
+
+    ``setups``: the MAC paper's names (NC, RC, PC, MAC, NCW, RCW) or ``crop/loss`` pairs (``mac/dbce``);
+    ``losses``: loss names (``ce,dbce,dice_ce``), each with the bundle's own crop.
+    """
+    from monai_imbalance.engines.setups import CROP_NAMES, LOSS_NAMES, paper_setup
+
+    def split(value: str | Sequence[str] | None) -> list[str]:
+        if value is None:
+            return []
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return [v.strip() for v in items if v.strip()]
+
+    out: dict[str, dict[str, str]] = {}
+    for name in split(setups):
+        if "/" in name:
+            crop, loss = (p.strip().lower() for p in name.split("/", 1))
+            if crop not in CROP_NAMES or loss not in LOSS_NAMES:
+                raise ValueError(f"setup {name!r}: crop must be one of {list(CROP_NAMES)} and loss one of "
+                                 f"{list(LOSS_NAMES)}.")
+            out[name] = {"crop": crop, "loss": loss}
+        else:
+            out[name.upper()] = paper_setup(name)
+    for loss in split(losses):
+        if loss.lower() not in LOSS_NAMES:
+            raise ValueError(f"unknown loss {loss!r}: expected one of {list(LOSS_NAMES)}.")
+        out[loss.lower()] = {"loss": loss.lower()}
+    if not out:
+        raise ValueError("bench needs at least one setup (--setups NC,RC,... or --losses ce,dbce,...).")
+    return out
+
+
+def confidence_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of the Student-t confidence interval of the mean (NaN half-width for one value)."""
+    from scipy import stats
+
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan
+    if x.size == 1:
+        return float(x[0]), math.nan
+    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size)
+    return float(x.mean()), float(half)
+
+
+def _value(text: str) -> Any:
+    """A command-line override value as ``monai.bundle`` would read it (numbers, lists, booleans)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+class BundleRunner:
+    """Trains and evaluates one bundle setup in a run folder and returns the evaluation's metrics.
+
+    Args:
+        bundle: the bundle folder (``configs/train.yaml``, ``configs/evaluate.yaml``, ...).
+        overrides: bundle overrides for every run (``{"dataset_dir": "/data/Kvasir-SEG", "epochs": "50"}``).
+        nproc: GPUs per run; more than 1 runs training through ``torchrun`` with ``multi_gpu_train.yaml``.
+        in_process: run ``monai.bundle.run`` in this process instead of a new one (no start-up cost; used by
+            the tests, not for real benchmarks, where a process per run isolates them).
+        extra_configs: more config files merged after each run's own (e.g. a project-specific override file).
+    """
+
+    def __init__(
+        self,
+        bundle: str | os.PathLike,
+        overrides: Mapping[str, Any] | None = None,
+        nproc: int = 1,
+        in_process: bool = False,
+        extra_configs: Sequence[str | os.PathLike] = (),
+    ) -> None:
+        self.bundle = Path(bundle).resolve()
+        for name in ("train.yaml", "evaluate.yaml"):
+            if not (self.bundle / "configs" / name).is_file():
+                raise FileNotFoundError(f"{self.bundle} is not a bundle: configs/{name} is missing.")
+        self.overrides = {str(k): v for k, v in (overrides or {}).items()}
+        self.nproc = int(nproc)
+        self.in_process = bool(in_process)
+        self.extra_configs = [str(Path(c).resolve()) for c in extra_configs]
+
+    def _configs(self, *names: str) -> list[str]:
+        return [str(self.bundle / "configs" / f"{n}.yaml") for n in names] + self.extra_configs
+
+    def _run(self, configs: list[str], overrides: dict[str, Any], log: Path, distributed: bool) -> None:
+        meta = self.bundle / "configs" / "metadata.json"
+        if self.in_process:
+            from monai.bundle import run
+
+            values = {k: _value(v) if isinstance(v, str) else v for k, v in overrides.items()}
+            run(config_file=configs, meta_file=str(meta) if meta.is_file() else None, **values)
+            return
+        head = [sys.executable]
+        if distributed:
+            head += ["-m", "torch.distributed.run", "--standalone", "--nnodes=1", f"--nproc_per_node={self.nproc}"]
+        cmd = head + ["-m", "monai.bundle", "run", "--config_file", repr(configs)]
+        for key, value in overrides.items():
+            cmd += [f"--{key}", value if isinstance(value, str) else json.dumps(value)]
+        if meta.is_file():
+            cmd += ["--meta_file", str(meta)]
+        with open(log, "w") as f:
+            f.write(" ".join(cmd) + "\n\n")
+            f.flush()
+            proc = subprocess.run(cmd, cwd=self.bundle, stdout=f, stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            tail = log.read_text().splitlines()[-15:]
+            raise RuntimeError(f"bundle run failed (exit {proc.returncode}), log {log}:\n" + "\n".join(tail))
+
+    def run(self, run_dir: str | os.PathLike, overrides: Mapping[str, Any]) -> dict[str, float]:
+        """Train with ``overrides`` (on top of the runner's), evaluate the best checkpoint, return its metrics."""
+        run_dir = Path(run_dir).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        merged = {
+            **self.overrides,
+            **{str(k): v for k, v in overrides.items()},
+            "bundle_root": str(self.bundle),
+            "ckpt_dir": str(run_dir / "models"),
+            "output_dir": str(run_dir / "eval"),
+            "log_dir": str(run_dir / "logs"),
+        }
+        distributed = self.nproc > 1
+        train = self._configs("train", "multi_gpu_train") if distributed else self._configs("train")
+        self._run(train, merged, run_dir / "train.log", distributed)
+        self._run(self._configs("train", "evaluate"), merged, run_dir / "evaluate.log", False)
+        summary = run_dir / "eval" / "metrics.csv"
+        if not summary.is_file():
+            raise RuntimeError(f"the evaluation wrote no {summary}")
+        with open(summary) as f:
+            return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
+
+
+def summarise_runs(runs: Sequence[BenchRun], level: float = 0.95) -> dict[str, dict[str, Any]]:
+    """``{setup: {"folds": n, "failed": m, metric: {"mean", "ci", "values"}}}`` over the finished folds."""
+    out: dict[str, dict[str, Any]] = {}
+    for setup in dict.fromkeys(r.setup for r in runs):
+        done = [r for r in runs if r.setup == setup and r.status in ("done", "skipped")]
+        entry: dict[str, Any] = {"folds": len(done), "failed": sum(r.setup == setup and r.status == "failed"
+                                                                   for r in runs)}
+        for metric in dict.fromkeys(m for r in done for m in r.metrics):
+            values = [r.metrics.get(metric, math.nan) for r in done]
+            mean, half = confidence_interval(values, level)
+            entry[metric] = {"mean": mean, "ci": half, "values": values}
+        out[setup] = entry
+    return out
+
+
+def _ordered_metrics(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    found = list(dict.fromkeys(m for e in summary.values() for m in e if m not in ("folds", "failed")))
+    known = [m for m in METRIC_NAMES if m in found]
+    return known + [m for m in found if m not in METRIC_NAMES]
+
+
+def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True) -> str:
+    """The paper-style table: ``mean ± CI`` per metric in percent (OII as is), best mean in bold (``**``) —
+    highest, except OII: closest to 0."""
+    metrics = _ordered_metrics(summary)
+
+    def score(metric: str, mean: float) -> float:
+        return -abs(mean) if metric == "val_oii" else mean
+
+    best = {}
+    for m in metrics:
+        means = [e[m]["mean"] for e in summary.values() if m in e and math.isfinite(e[m]["mean"])]
+        best[m] = max((score(m, v) for v in means), default=None)
+    header = ["setup", "folds"] + [METRIC_NAMES.get(m, m) for m in metrics]
+    rows = []
+    for setup, entry in summary.items():
+        cells = [setup, str(entry["folds"]) + (f" ({entry['failed']} failed)" if entry["failed"] else "")]
+        for m in metrics:
+            if m not in entry or not math.isfinite(entry[m]["mean"]):
+                cells.append("-")
+                continue
+            scale = 1.0 if m == "val_oii" else 100.0
+            mean, half = entry[m]["mean"] * scale, entry[m]["ci"] * scale
+            text = f"{mean:.3f}" if m == "val_oii" else f"{mean:.1f}"
+            if math.isfinite(half):
+                text += f" ± {half:.3f}" if m == "val_oii" else f" ± {half:.1f}"
+            if markdown and best[m] is not None and math.isclose(score(m, entry[m]["mean"]), best[m]):
+                text = f"**{text}**"
+            cells.append(text)
+        rows.append(cells)
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in [header, *rows])
+
+
+def _plot(summary: Mapping[str, Mapping[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = _ordered_metrics(summary)
+    setups = list(summary)
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(metrics) * max(1, len(setups)) / 3), 4))
+    width = 0.8 / max(len(setups), 1)
+    for i, setup in enumerate(setups):
+        means = [summary[setup].get(m, {}).get("mean", math.nan) for m in metrics]
+        cis = [summary[setup].get(m, {}).get("ci", math.nan) for m in metrics]
+        ax.bar(np.arange(len(metrics)) + i * width, means, width,
+               yerr=[0 if not math.isfinite(c) else c for c in cis], capsize=3, label=setup)
+    ax.set_xticks(np.arange(len(metrics)) + width * (len(setups) - 1) / 2)
+    ax.set_xticklabels([METRIC_NAMES.get(m, m) for m in metrics])
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel("mean over folds (95% CI)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run_bench(
+    runner: BundleRunner,
+    setups: Mapping[str, Mapping[str, str]],
+    folds: int | Sequence[int],
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> tuple[list[BenchRun], dict[str, dict[str, Any]]]:
+    """Run every (setup, fold) not finished yet, then write ``runs.csv``, ``summary.json``, ``table.md`` and
+    ``bench.png`` in ``out_dir`` and return the runs and their summary."""
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fold_ids = list(range(folds)) if isinstance(folds, int) else [int(f) for f in folds]
+    if not fold_ids:
+        raise ValueError("bench needs at least one fold.")
+    jobs = [(name, fold) for name in setups for fold in fold_ids]
+    runs: list[BenchRun] = []
+    bar = tqdm(jobs, desc="bench", unit="run", disable=not progress)
+    for name, fold in bar:
+        run_dir = out / name.replace("/", "_") / f"fold{fold}"
+        record = run_dir / "result.json"
+        overrides = {**setups[name], "fold": str(fold)}
+        if record.is_file():
+            saved = json.loads(record.read_text())
+            if saved.get("status") == "done" and saved.get("overrides") == overrides:
+                runs.append(BenchRun(name, fold, "skipped", saved["metrics"], overrides, saved.get("seconds", 0.0)))
+                continue
+        bar.set_postfix(setup=name, fold=fold)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        try:
+            metrics = runner.run(run_dir, overrides)
+            run = BenchRun(name, fold, "done", metrics, overrides, time.perf_counter() - start)
+            record.write_text(json.dumps(asdict(run), indent=2) + "\n")
+        except Exception as err:  # one failed run must not lose the others
+            run = BenchRun(name, fold, "failed", {}, overrides, time.perf_counter() - start, str(err))
+            echo(f"bench: {name} fold {fold} failed: {str(err).splitlines()[0]}")
+        runs.append(run)
+    summary = summarise_runs(runs)
+    metrics = _ordered_metrics(summary)
+    with open(out / "runs.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["setup", "fold", "status", "seconds", *metrics, "error"])
+        for r in runs:
+            writer.writerow([r.setup, r.fold, r.status, f"{r.seconds:.1f}", *[r.metrics.get(m, "") for m in metrics],
+                             r.error.splitlines()[0] if r.error else ""])
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    table = format_table(summary)
+    (out / "table.md").write_text(table + "\n")
+    if any(e["folds"] for e in summary.values()):
+        _plot(summary, out / "bench.png")
+    return runs, summary

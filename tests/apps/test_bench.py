@@ -1,0 +1,152 @@
+"""monai-imbalance bench: intervals against a hand computation, resume, failures, a real bundle bench."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monai_imbalance.apps.bench import (
+    BenchRun,
+    BundleRunner,
+    confidence_interval,
+    format_table,
+    parse_setups,
+    run_bench,
+    summarise_runs,
+)
+
+
+def test_confidence_interval_by_hand():
+    # two folds: mean 0.6, sd 0.141421, t(0.975, 1) = 12.7062 -> half-width 12.7062 * 0.141421 / sqrt(2) = 1.27062
+    mean, half = confidence_interval([0.5, 0.7])
+    assert mean == pytest.approx(0.6) and half == pytest.approx(1.27062, rel=1e-5)
+    # five folds (MAC paper): t(0.975, 4) = 2.77645, sd of 1..5 = 1.58114 -> 2.77645 * 1.58114 / sqrt(5) = 1.96324
+    mean, half = confidence_interval([1, 2, 3, 4, 5])
+    assert mean == 3 and half == pytest.approx(1.96324, rel=1e-5)
+    assert math.isnan(confidence_interval([0.4])[1])
+    assert confidence_interval([0.4, float("nan"), 0.6])[0] == pytest.approx(0.5)  # NaN folds ignored
+
+
+def test_parse_setups():
+    assert parse_setups("NC,rc, MAC") == {"NC": {"crop": "none", "loss": "ce"}, "RC": {"crop": "random", "loss": "ce"},
+                                          "MAC": {"crop": "mac", "loss": "ce"}}
+    assert parse_setups("mac/dbce", losses="ce,dbce") == {"mac/dbce": {"crop": "mac", "loss": "dbce"},
+                                                          "ce": {"loss": "ce"}, "dbce": {"loss": "dbce"}}
+    with pytest.raises(ValueError, match="unknown setup 'XYZ'"):
+        parse_setups("XYZ")
+    with pytest.raises(ValueError, match="unknown loss 'dicey'"):
+        parse_setups(losses="dicey")
+    with pytest.raises(ValueError, match="at least one setup"):
+        parse_setups()
+
+
+class FakeRunner:
+    """Metrics that depend on the setup and the fold, a failure on demand, and a count of runs."""
+
+    def __init__(self, fail=()):
+        self.calls = []
+        self.fail = set(fail)
+
+    def run(self, run_dir, overrides):
+        self.calls.append((overrides["crop"], int(overrides["fold"])))
+        if (overrides["crop"], int(overrides["fold"])) in self.fail:
+            raise RuntimeError("bundle run failed (exit 1), log x.log")
+        base = {"random": 0.5, "mac": 0.6}[overrides["crop"]]
+        fold = int(overrides["fold"])
+        return {"val_mean_dice": base + 0.1 * fold, "val_iou": base - 0.1 + 0.05 * fold, "val_oii": 0.2 - 0.3 * fold}
+
+
+def test_table_rows_intervals_resume_and_failures(tmp_path):
+    setups = parse_setups("RC,MAC")
+    runner = FakeRunner()
+    runs, summary = run_bench(runner, setups, 2, tmp_path, progress=False)
+    assert runner.calls == [("random", 0), ("random", 1), ("mac", 0), ("mac", 1)]
+    assert list(summary) == ["RC", "MAC"]
+    # RC Dice folds 0.5, 0.6: mean 0.55, half-width 12.7062 * 0.0707107 / sqrt(2) = 0.635310
+    assert summary["RC"]["val_mean_dice"]["mean"] == pytest.approx(0.55)
+    assert summary["RC"]["val_mean_dice"]["ci"] == pytest.approx(0.635310, rel=1e-5)
+    table = format_table(summary)
+    lines = table.splitlines()
+    assert lines[0] == "| setup | folds | Dice | IoU | OII |"
+    assert lines[2].startswith("| RC | 2 | 55.0 ± 63.5 |")
+    assert "**65.0 ± 63.5**" in lines[3]  # best Dice is MAC's
+    assert "**0.050 ± 1.906**" in table  # OII best = closest to 0: both -0.25+... RC and MAC tie at 0.05
+    assert (tmp_path / "table.md").read_text().strip() == table
+    assert (tmp_path / "bench.png").is_file()
+    rows = (tmp_path / "runs.csv").read_text().splitlines()
+    assert rows[0].startswith("setup,fold,status,seconds,val_mean_dice,val_iou,val_oii") and len(rows) == 5
+
+    again = FakeRunner()
+    runs2, summary2 = run_bench(again, setups, 3, tmp_path, progress=False)  # one more fold
+    assert again.calls == [("random", 2), ("mac", 2)]  # finished runs are skipped
+    assert [r.status for r in runs2].count("skipped") == 4 and summary2["RC"]["folds"] == 3
+
+    failing = FakeRunner(fail={("mac", 1)})
+    runs3, summary3 = run_bench(failing, setups, 2, tmp_path / "other", progress=False)
+    assert [r.status for r in runs3] == ["done", "done", "done", "failed"]
+    assert summary3["MAC"]["folds"] == 1 and summary3["MAC"]["failed"] == 1
+    assert "1 (1 failed)" in format_table(summary3)
+
+
+def test_summarise_ignores_failed_runs():
+    runs = [BenchRun("A", 0, "done", {"m": 1.0}), BenchRun("A", 1, "failed"), BenchRun("A", 2, "skipped", {"m": 3.0})]
+    summary = summarise_runs(runs)
+    assert summary["A"]["folds"] == 2 and summary["A"]["m"]["mean"] == 2.0
+
+
+@pytest.fixture(scope="module")
+def kvasir(tmp_path_factory):
+    from monai_imbalance.apps.lookalike import write_kvasir_lookalike
+    from tests.bundles import copy_bundle
+
+    base = tmp_path_factory.mktemp("bench")
+    data = write_kvasir_lookalike(base / "data", num_images=10)
+    root = copy_bundle("kvasir_seg", base)
+    extra = [root / "configs" / "no_oii.yaml"] if (root / "configs" / "no_oii.yaml").is_file() else []
+    tiny = {"image_size": "[64, 64]", "roi_size": "[32, 32]", "crop_params#mac#stride": "8", "batch_size": "2",
+            "val_batch_size": "2", "num_workers": "0", "progress": "False", "epochs": "1", "dataset_dir": str(data)}
+    return base, root, extra, tiny
+
+
+def test_bench_through_a_real_bundle_two_setups_two_folds(kvasir):
+    base, root, extra, tiny = kvasir
+    runner = BundleRunner(root, tiny, in_process=True, extra_configs=extra)
+    runs, summary = run_bench(runner, parse_setups("RC,MAC"), 2, base / "out", progress=False)
+    assert [(r.setup, r.fold, r.status) for r in runs] == [("RC", 0, "done"), ("RC", 1, "done"),
+                                                           ("MAC", 0, "done"), ("MAC", 1, "done")]
+    for setup in ("RC", "MAC"):
+        for key in ("val_mean_dice", "val_iou", "val_precision", "val_recall", "val_accuracy"):
+            entry = summary[setup][key]
+            assert all(0.0 <= v <= 1.0 for v in entry["values"]) and len(entry["values"]) == 2
+            mean, half = confidence_interval(entry["values"])
+            assert entry["mean"] == pytest.approx(mean) and (entry["ci"] == pytest.approx(half) or math.isnan(half))
+    for run in runs:  # every run evaluated its own best checkpoint, in its own folder
+        run_dir = base / "out" / run.setup / f"fold{run.fold}"
+        assert (run_dir / "models" / "model.pt").is_file() and (run_dir / "eval" / "metrics.csv").is_file()
+        assert json.loads((run_dir / "result.json").read_text())["overrides"]["fold"] == str(run.fold)
+
+
+def test_cli_bench_resumes_without_rerunning(kvasir, tmp_path):
+    base, root, extra, tiny = kvasir
+    if extra:
+        pytest.skip("the OII handler is not in the package yet: the bundle cannot run unmodified")
+    overrides = [x for k, v in tiny.items() for x in (f"--{k}", v)]
+    cmd = [sys.executable, "-m", "monai_imbalance.cli", "bench", "--bundle", str(root), "--setups", "MAC",
+           "--folds", "1", "--out", str(tmp_path), "--no-progress", "--", *overrides]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "1 runs done, 0 skipped" in first.stdout and "| MAC | 1 |" in first.stdout
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0 and "0 runs done, 1 skipped" in second.stdout
+    assert first.stdout.splitlines()[-3:] == second.stdout.splitlines()[-3:]  # the same table
+
+
+def test_runner_rejects_a_folder_that_is_no_bundle(tmp_path):
+    with pytest.raises(FileNotFoundError, match="configs/train.yaml is missing"):
+        BundleRunner(tmp_path)
+    assert Path(tmp_path).is_dir()
