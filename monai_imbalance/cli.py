@@ -5,7 +5,8 @@
     monai-imbalance stats --folder Kvasir-SEG/masks --roi-size 224 224
     monai-imbalance synth --out /tmp/synthetic --num-images 50 --fg-fraction 0.03
     monai-imbalance prepare kvasir --root /data --download --split pranet
-    monai-imbalance bench --bundle bundles/kvasir_seg --setups NC,RC,PC,MAC,NCW,RCW --folds 5 -- --dataset_dir /data/Kvasir-SEG
+    monai-imbalance bench --bundle bundles/kvasir_seg --setups NC,RC,PC,MAC,NCW,RCW --folds 5 \\
+        -- --dataset_dir /data/Kvasir-SEG
 
 Errors in the data (missing or unreadable files, labels out of range) end the command with a one-line
 message naming the file and exit status 1, not a traceback.
