@@ -33,6 +33,7 @@ __all__ = [
     "summarise_runs",
     "format_table",
     "run_bench",
+    "bundle_alpha_evaluator",
     "METRIC_NAMES",
 ]
 
@@ -331,3 +332,46 @@ def run_bench(
     if any(e["folds"] for e in summary.values()):
         _plot(summary, out / "bench.png")
     return runs, summary
+
+
+def bundle_alpha_evaluator(
+    runner: BundleRunner,
+    loss: str,
+    out_dir: str | os.PathLike,
+    fold: int = 0,
+    loss_params: Mapping[str, Any] | None = None,
+) -> Callable[[float], dict[str, float]]:
+    """``evaluate(alpha)`` for :func:`monai_imbalance.tuning.oii_guided_search` and ``grid_search`` through a bundle:
+    one training run of ``loss`` with ``alpha`` (false-positive weight) and ``beta = 1 - alpha`` (false-negative
+    weight), on top of ``loss_params``, in ``out_dir/alpha_<value>``; returns the evaluation's metrics with the
+    DIBE paper's names added: ``oii``, ``iou`` and ``pa`` (its pixel accuracy ``TP / (TP + FP)`` is the precision).
+    """
+    from monai_imbalance.engines.setups import DEFAULT_LOSS_PARAMS, LOSS_NAMES
+
+    name = str(loss).lower()
+    if name not in LOSS_NAMES or "alpha" not in DEFAULT_LOSS_PARAMS.get(name, {}):
+        tunable = [n for n in LOSS_NAMES if "alpha" in DEFAULT_LOSS_PARAMS.get(n, {})]
+        raise ValueError(f"loss {loss!r} has no alpha/beta to tune; tunable losses: {tunable}.")
+    out = Path(out_dir)
+
+    def evaluate(alpha: float) -> dict[str, float]:
+        params = {**DEFAULT_LOSS_PARAMS[name], **dict(loss_params or {}), "alpha": alpha, "beta": round(1 - alpha, 10)}
+        overrides = {"loss": name, "fold": str(fold), f"loss_params#{name}": json.dumps(params, sort_keys=True)}
+        run_dir = out / f"alpha_{alpha:g}"
+        record = run_dir / "result.json"
+        saved = json.loads(record.read_text()) if record.is_file() else {}
+        if saved.get("overrides") == overrides:  # trained earlier (by this search or the other one)
+            metrics = saved["metrics"]
+        else:
+            metrics = runner.run(run_dir, overrides)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps({"overrides": overrides, "metrics": metrics}, indent=2) + "\n")
+        named = {"oii": "val_oii", "iou": "val_iou", "pa": "val_precision", "dice": "val_mean_dice"}
+        missing = [key for key in ("val_oii", "val_iou") if key not in metrics]
+        if missing:
+            raise RuntimeError(
+                f"the bundle's evaluation reported no {missing}; OII guidance needs val_oii and val_iou."
+            )
+        return {**{short: metrics[key] for short, key in named.items() if key in metrics}, **metrics}
+
+    return evaluate

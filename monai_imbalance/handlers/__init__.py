@@ -5,5 +5,6 @@ from __future__ import annotations
 from .boundary_schedule import BoundaryWeightScheduler
 from .checkpoint import ResumeFromCheckpoint, TrainerCheckpointSaver, latest_checkpoint
 from .confusion import PerImageConfusionMatrix
+from .oii import OutputImbalanceIndex
 from .progress import ProgressBar, ThroughputLogger
 from .terminate import TerminateOnNan

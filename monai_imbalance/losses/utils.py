@@ -104,15 +104,17 @@ def log1m_softmax(input: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
     ``1 - p_c`` is the other classes' share, ``sum_{j != c} e_j / S`` with ``e_j = exp(x_j - max)``; it is summed
     directly, never as ``S - e_c`` when ``c`` holds the maximum (that subtraction cancels): with ``R`` the sum of
-    the non-maximal ``e_j`` and ``n`` the number of maximal classes, the other classes' sum is ``R + n - 1`` for
-    a maximal class and ``R + n - e_c`` (``>= 1``) for the others. Float32 stays accurate up to logit gaps of
-    about 87, where ``exp`` underflows; beyond, the sum is clamped to the smallest normal float (about -87)."""
+    the non-maximal ``e_j`` and ``n`` the sum over the maximal classes (1 each), the other classes' sum is
+    ``R + (n - e_c)``, where ``n - e_c`` is exactly ``n - 1`` for a maximal class and ``R + n - e_c >= 1`` for the
+    others. Float32 stays accurate up to logit gaps of about 87, where ``exp`` underflows; beyond, the sum is
+    clamped to the smallest normal float (about -87)."""
     top = input.amax(dim, keepdim=True).detach()
     e = torch.exp(input - top)
     is_max = input >= top
-    n_max = is_max.sum(dim, keepdim=True).to(input.dtype)
+    # the maximal terms are 1 in value; summed from ``e`` (not counted) so that they keep their gradient
+    n_max = torch.where(is_max, e, torch.zeros_like(e)).sum(dim, keepdim=True)
     rest = torch.where(is_max, torch.zeros_like(e), e).sum(dim, keepdim=True)
-    others = rest + (n_max - torch.where(is_max, torch.ones_like(e), e))
+    others = rest + (n_max - e)
     tiny = torch.finfo(input.dtype).tiny
     return torch.log(others.clamp(min=tiny)) - torch.log(rest + n_max)
 

@@ -150,3 +150,49 @@ def test_runner_rejects_a_folder_that_is_no_bundle(tmp_path):
     with pytest.raises(FileNotFoundError, match="configs/train.yaml is missing"):
         BundleRunner(tmp_path)
     assert Path(tmp_path).is_dir()
+
+
+class AlphaRunner:
+    """OII falls as alpha (the FP weight) rises; records what each run was asked."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, run_dir, overrides):
+        params = json.loads(overrides["loss_params#dibe_dis"])
+        self.calls.append(params["alpha"])
+        assert overrides["loss"] == "dibe_dis" and params["beta"] == pytest.approx(1 - params["alpha"])
+        assert params["lambda_"] == 0.75 and params["gamma"] == 2.0  # the paper's defaults kept
+        return {"val_oii": 0.9 - params["alpha"], "val_iou": 0.5, "val_precision": 0.7, "val_mean_dice": 0.6}
+
+
+def test_tune_through_a_bundle_runner_reuses_trainings(tmp_path):
+    from monai_imbalance.apps.bench import bundle_alpha_evaluator
+    from monai_imbalance.tuning import grid_search, oii_guided_search
+
+    runner = AlphaRunner()
+    evaluate = bundle_alpha_evaluator(runner, "dibe_dis", tmp_path)
+    guided = oii_guided_search(evaluate, (0.3, 0.4), 0.1, 0.9, max_steps=5)
+    # OII 0.4 at alpha 0.5 is not inside (0.3, 0.4): too many FN -> lower alpha... OII = 0.9 - alpha rises: 0.3 -> 0.6
+    assert [r["alpha"] for r in guided.trace] == runner.calls
+    assert guided.trace[0]["pa"] == 0.7 and guided.trace[0]["iou"] == 0.5  # the paper's names for the metrics
+    trained = len(runner.calls)
+    grid = grid_search(evaluate, (0.3, 0.4), 0.1, 0.9, k=4)
+    assert len(grid.trace) == 5
+    new = runner.calls[trained:]
+    assert set(new).isdisjoint(runner.calls[:trained])  # alphas trained by the guided search were reused
+    with pytest.raises(ValueError, match="has no alpha/beta to tune"):
+        bundle_alpha_evaluator(runner, "dbce", tmp_path)
+
+
+def test_tune_one_real_bundle_run(kvasir):
+    from monai_imbalance.apps.bench import bundle_alpha_evaluator
+
+    base, root, extra, tiny = kvasir
+    if extra:
+        pytest.skip("the OII handler is not in the package yet")
+    evaluate = bundle_alpha_evaluator(BundleRunner(root, tiny, in_process=True), "dibe_dis", base / "tune")
+    metrics = evaluate(0.3)
+    assert -1.0 <= metrics["oii"] <= 1.0 and 0.0 <= metrics["iou"] <= 1.0 and metrics["pa"] == metrics["val_precision"]
+    saved = json.loads((base / "tune" / "alpha_0.3" / "result.json").read_text())
+    assert json.loads(saved["overrides"]["loss_params#dibe_dis"])["beta"] == pytest.approx(0.7)

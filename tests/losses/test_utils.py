@@ -74,6 +74,17 @@ def test_log_probabilities_match_float64_reference(act):
     torch.testing.assert_close(log_1mp.double()[resolvable], torch.log1p(-p)[resolvable], atol=1e-4, rtol=1e-4)
 
 
+def test_log1m_softmax_gradient_matches_autograd_of_the_definition():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 3, dtype=torch.float64, requires_grad=True)
+    x.data[0, :, 0, 0] = torch.tensor([2.0, 2.0, -1.0, 0.5], dtype=torch.float64)  # tied maxima
+    assert torch.autograd.gradcheck(lambda t: log1m_softmax(t, 1), (x,))
+    weights = torch.randn_like(x)
+    (grad,) = torch.autograd.grad((log1m_softmax(x, 1) * weights).sum(), x)
+    (reference,) = torch.autograd.grad((torch.log1p(-torch.softmax(x, 1)) * weights).sum(), x)
+    torch.testing.assert_close(grad, reference)
+
+
 def test_log_probabilities_finite_when_saturated():
     x = torch.tensor([[[[0.0, 200.0]], [[0.0, -200.0]]]], requires_grad=True)
     for kwargs in ({"softmax": True}, {"sigmoid": True}):
