@@ -47,6 +47,7 @@ from torch.nn.modules.loss import _Loss
 from monai_imbalance.losses.utils import (
     activate,
     check_activation_args,
+    check_class_indices,
     check_input_shape,
     check_reduction,
     check_same_shape,
@@ -753,17 +754,7 @@ def _labels_for_softmax(target: torch.Tensor, num_classes: int, to_onehot_y: boo
     """Class index per pixel ``(B, 1, ...)`` (int64), validated; ``None`` for a one-hot target that is not exactly
     one class per pixel (multi-label or soft targets take the reference path)."""
     if to_onehot_y:
-        if target.shape[1] != 1:
-            raise ValueError(
-                "to_onehot_y=True expects a target of shape (B, 1, *spatial) holding class indices, "
-                f"got {tuple(target.shape)}."
-            )
-        lo, hi = (v.item() for v in torch.aminmax(target.detach()))
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(
-                f"target has class values in [{lo:g}, {hi:g}] but the input has {num_classes} channels "
-                f"(valid values 0..{num_classes - 1})."
-            )
+        check_class_indices(target, num_classes)
         return target.detach().long()
     if target.shape[1] != num_classes:
         return None

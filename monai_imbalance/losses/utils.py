@@ -27,6 +27,7 @@ __all__ = [
     "log_probabilities",
     "log1m_softmax",
     "target_to_onehot",
+    "check_class_indices",
     "drop_background",
     "check_same_shape",
     "prepare_input_target",
@@ -127,6 +128,13 @@ def target_to_onehot(target: torch.Tensor, num_classes: int, to_onehot_y: bool) 
     if num_classes == 1:
         warnings.warn("single channel prediction, `to_onehot_y=True` ignored.", stacklevel=3)
         return target
+    check_class_indices(target, num_classes)
+    return one_hot(target, num_classes=num_classes)
+
+
+def check_class_indices(target: torch.Tensor, num_classes: int) -> None:
+    """``target`` must be ``(B, 1, *spatial)`` class indices in ``[0, num_classes)``: a ``ValueError`` naming the
+    shape or the values otherwise (torch's own scatter error names nothing)."""
     if target.shape[1] != 1:
         raise ValueError(
             "to_onehot_y=True expects a target of shape (B, 1, *spatial) holding class indices, "
@@ -138,7 +146,6 @@ def target_to_onehot(target: torch.Tensor, num_classes: int, to_onehot_y: bool) 
             f"target has class values in [{lo:g}, {hi:g}] but the input has {num_classes} channels "
             f"(valid values 0..{num_classes - 1})."
         )
-    return one_hot(target, num_classes=num_classes)
 
 
 def drop_background(

@@ -487,6 +487,38 @@ class _RandWindowCrop(Randomizable, InvertibleTransform, MultiSampleTrait):
     def _extra_meta(self, meta: dict, sample: CropSample) -> None:
         """Hook for subclass-specific metadata."""
 
+    #: the precomputed record's argument name, in messages ("windows" for MAC, "centres" for PC)
+    _record_name = "record"
+
+    def _precompute(self, label: Any) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+    def _check_record(self, record: Any, spatial_shape: Sequence[int]) -> None:
+        raise NotImplementedError
+
+    def _crop(
+        self, img: Any, label: Any | None, record: Mapping[str, Any] | None, samples: Sequence[CropSample] | None
+    ) -> list[torch.Tensor]:
+        """``__call__`` of both crops: draw (from ``record``, computed from ``label`` when None) unless ``samples``
+        are given, then crop ``img``."""
+        spatial_shape = _spatial_shape(img)
+        if samples is None:
+            self._roi(spatial_shape)
+            if record is None:
+                if label is None:
+                    raise ValueError(
+                        f"label must be given unless {self._record_name} or samples are "
+                        "(the crop draws from the label)."
+                    )
+                _check_label(label, spatial_shape)
+                record = self._precompute(label)
+            else:
+                if label is not None:
+                    _check_label(label, spatial_shape)
+                self._check_record(record, spatial_shape)
+            samples = self.randomize(spatial_shape, record)
+        return self.apply_samples(img, samples)
+
     def inverse(self, data: MetaTensor) -> MetaTensor:
         """Undo one crop: remove the padding (``allow_smaller``) and pad back to the input's size with zeros."""
         transform = self.pop_transform(data)
@@ -760,20 +792,15 @@ class RandMaskAwareCrop(_RandWindowCrop):
         Returns:
             list of ``num_samples`` crops (``MetaTensor`` with the crop's metadata when MONAI tracks metadata).
         """
-        spatial_shape = _spatial_shape(img)
-        if samples is None:
-            self._roi(spatial_shape)
-            if windows is None:
-                if label is None:
-                    raise ValueError("label must be given unless windows or samples are (nothing to find windows in).")
-                _check_label(label, spatial_shape)
-                windows = self.windows(label)
-            else:
-                if label is not None:
-                    _check_label(label, spatial_shape)
-                self.check_windows(windows, spatial_shape)
-            samples = self.randomize(spatial_shape, windows)
-        return self.apply_samples(img, samples)
+        return self._crop(img, label, windows, samples)
+
+    _record_name = "windows"
+
+    def _precompute(self, label: Any) -> Mapping[str, Any]:
+        return self.windows(label)
+
+    def _check_record(self, record: Any, spatial_shape: Sequence[int]) -> None:
+        self.check_windows(record, spatial_shape)
 
 
 class RandMaskAwareCropd(_RandWindowCropd):
@@ -1038,20 +1065,15 @@ class RandProbabilisticCrop(_RandWindowCrop):
     ) -> list[torch.Tensor]:
         """Crop ``num_samples`` patches from ``img`` (arguments as :meth:`RandMaskAwareCrop.__call__`, with the
         centre record ``centres`` in place of ``windows``)."""
-        spatial_shape = _spatial_shape(img)
-        if samples is None:
-            self._roi(spatial_shape)
-            if centres is None:
-                if label is None:
-                    raise ValueError("label must be given unless centres or samples are (nothing to sample from).")
-                _check_label(label, spatial_shape)
-                centres = self.centres(label)
-            else:
-                if label is not None:
-                    _check_label(label, spatial_shape)
-                self.check_centres(centres, spatial_shape)
-            samples = self.randomize(spatial_shape, centres)
-        return self.apply_samples(img, samples)
+        return self._crop(img, label, centres, samples)
+
+    _record_name = "centres"
+
+    def _precompute(self, label: Any) -> Mapping[str, Any]:
+        return self.centres(label)
+
+    def _check_record(self, record: Any, spatial_shape: Sequence[int]) -> None:
+        self.check_centres(record, spatial_shape)
 
 
 class RandProbabilisticCropd(_RandWindowCropd):
