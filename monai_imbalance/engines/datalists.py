@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["DATASETS", "dataset_sections", "image_items"]
 
-DATASETS = ("kvasir", "clinicdb", "isic2018")
+DATASETS = ("kvasir", "clinicdb", "isic2018", "synapse", "acdc")
 _SECTIONS = ("training", "validation", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
@@ -47,16 +47,18 @@ def dataset_sections(
     resized_cache: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     num_workers: int = 0,
+    num_val_cases: int = 2,
 ) -> dict[str, list[dict[str, Any]]]:
     """``{"training": [...], "validation": [...], "test": [...]}`` items (``image``, ``label``, ``id``, ...).
 
     Args:
-        dataset: ``"kvasir"``, ``"clinicdb"`` or ``"isic2018"``.
+        dataset: ``"kvasir"``, ``"clinicdb"``, ``"isic2018"``, ``"synapse"`` or ``"acdc"``.
         dataset_dir: the dataset's folder in its real layout (as :mod:`monai_imbalance.apps` reads it); not needed
             with ``datalist``.
-        split: the dataset's split (default: Kvasir ``"kfold"``, CVC-ClinicDB ``"external"``, ISIC ``"official"``);
-            see :func:`~monai_imbalance.apps.kvasir_split`, :func:`~monai_imbalance.apps.clinicdb_split`,
-            :func:`~monai_imbalance.apps.isic2018_split`.
+        split: the dataset's split (default: Kvasir ``"kfold"``, CVC-ClinicDB ``"external"``, ISIC ``"official"``,
+            ACDC ``"ssl4mis"``; Synapse has one, TransUNet's); see :func:`~monai_imbalance.apps.kvasir_split`,
+            :func:`~monai_imbalance.apps.clinicdb_split`, :func:`~monai_imbalance.apps.isic2018_split`,
+            :func:`~monai_imbalance.apps.synapse_split`, :func:`~monai_imbalance.apps.acdc_split`.
         fold, num_folds, seed: the k-fold split's fold (0-based), number of folds and seed.
         datalist: a datalist JSON from ``monai-imbalance prepare`` instead of scanning ``dataset_dir``.
         val_fraction: Kvasir ``"pranet"`` split: share of the training images held out for validation.
@@ -64,14 +66,23 @@ def dataset_sections(
             mask), ``"images"`` (decode everything).
         resized_cache: ISIC only: longest side of the one-time resized copies
             (:func:`~monai_imbalance.apps.isic2018_resized_cache`), or None to read the originals.
-        cache_dir: where the resized copies go (default ``<dataset_dir>/resized``).
+        cache_dir: where the resized copies go (default ``<dataset_dir>/resized``); Synapse: where the held-out
+            validation cases are stacked into ``val_vol_h5`` volumes (default the data folder).
         num_workers: threads for checking and resizing.
+        num_val_cases: Synapse: training cases held out (drawn with ``seed``) for volumetric validation.
+
+    Synapse and ACDC are trained on 2-D slices and validated and tested on volumes: their ``training`` items are
+    slices, ``validation`` and ``test`` items volumes (Synapse's held-out slices are stacked with
+    :func:`~monai_imbalance.apps.synapse.stack_synapse_volumes`, also when they come from a datalist JSON).
 
     Raises:
         ValueError: unknown dataset. FileNotFoundError, DatasetLayoutError: as the dataset's ``*_items``.
     """
     if datalist:
-        return _from_datalist(datalist)
+        sections = _from_datalist(datalist)
+        if str(dataset).lower() == "synapse" and any("slice" in it for it in sections["validation"]):
+            sections["validation"] = _synapse_volumes(sections["validation"], cache_dir or Path(datalist).parent)
+        return sections
     if dataset_dir is None:
         raise ValueError("dataset_dir is needed unless a datalist JSON is given.")
     from monai_imbalance import apps
@@ -97,9 +108,27 @@ def dataset_sections(
             cache_root = Path(cache_dir) if cache_dir else root / "resized"
             sections = {k: apps.isic2018_resized_cache(v, cache_root, int(resized_cache), num_workers=num_workers)
                         for k, v in sections.items()}
+    elif name == "synapse":
+        from monai_imbalance.apps.synapse import find_synapse_layout
+
+        items = apps.synapse_items(dataset_dir, check=check if check in ("header", "full") else "full",
+                                   num_workers=num_workers)
+        sections, _ = apps.synapse_split(items, num_val_cases=num_val_cases, seed=seed)
+        sections["validation"] = _synapse_volumes(sections["validation"],
+                                                  cache_dir or find_synapse_layout(dataset_dir)[0])
+    elif name == "acdc":
+        items = apps.acdc_items(dataset_dir, check=check if check in ("header", "full") else "full",
+                                num_workers=num_workers)
+        sections, _ = apps.acdc_split(items, split or "ssl4mis", fold=fold, num_folds=num_folds, seed=seed)
     else:
         raise ValueError(f"unknown dataset {dataset!r}: expected one of {list(DATASETS)}.")
     return {s: list(sections.get(s) or []) for s in _SECTIONS}
+
+
+def _synapse_volumes(slices: list[dict[str, Any]], folder: str | os.PathLike) -> list[dict[str, Any]]:
+    from monai_imbalance.apps.synapse import stack_synapse_volumes
+
+    return stack_synapse_volumes(slices, Path(folder) / "val_vol_h5") if slices else []
 
 
 def image_items(

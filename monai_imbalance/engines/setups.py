@@ -136,7 +136,9 @@ class SegmentationSetup:
             ``(B, 1, ...)``; ``C >= 2`` a softmax output with class-index targets (``to_onehot_y``).
         roi_size: crop size (required unless ``crop="none"``).
         loss_params: ``{loss name: {argument: value}}`` updating :data:`DEFAULT_LOSS_PARAMS` for the chosen loss
-            (entries of other losses are ignored, so a bundle can hold them all).
+            (entries of other losses are ignored, so a bundle can hold them all). ``dice`` and ``dice_ce`` also take
+            ``present_classes_only: True``: Dice terms of the classes present in each image only
+            (:mod:`monai_imbalance.losses.present_class_dice`, the DBCE paper's Synapse setting).
         crop_params: ``{crop name: {argument: value}}`` updating :data:`DEFAULT_CROP_PARAMS` (``mac``: ``rho``,
             ``tau`` or ``prob``, ``stride``, ``max_windows``; ``probabilistic``: ``power``).
         num_samples: crops per image and epoch.
@@ -242,10 +244,15 @@ class SegmentationSetup:
             return ours.BalancedCELoss(**{**act, "weight": [1.0] * max(self.out_channels, 2), **p})
         if name == "balanced_ce":
             return ours.BalancedCELoss(**{**act, **p})
-        if name == "dice":
-            return monai_losses.DiceLoss(**{**act, **self._foreground_args(), **p})
-        if name == "dice_ce":
-            return monai_losses.DiceCELoss(**{**act, **self._foreground_args(), **p})
+        if name in ("dice", "dice_ce"):
+            # present_classes_only: Dice terms of the classes present in each image only (DBCE paper, Synapse)
+            if p.pop("present_classes_only", False):
+                from monai_imbalance.losses import present_class_dice as present
+
+                cls = present.PresentClassDiceLoss if name == "dice" else present.PresentClassDiceCELoss
+            else:
+                cls = monai_losses.DiceLoss if name == "dice" else monai_losses.DiceCELoss
+            return cls(**{**act, **self._foreground_args(), **p})
         if name == "dbce":
             loss = ours.DilatedBalancedCELoss(**{**act, **p})
             self._add_map(maps.DilationWeightMapd(self.label_key, radius=loss.radius, spacing=loss.spacing,

@@ -8,3 +8,4 @@ from .confusion import PerImageConfusionMatrix
 from .oii import OutputImbalanceIndex
 from .progress import ProgressBar, ThroughputLogger
 from .terminate import TerminateOnNan
+from .volumetric import VolumetricMetrics

@@ -27,9 +27,8 @@ def copy_bundle(name: str, dest: Path) -> Path:
     ``configs/no_oii.yaml`` removing the OII metric when its handler is missing."""
     root = dest / name
     shutil.copytree(BUNDLES / name, root)
-    if not oii_available():
-        config = yaml.safe_load((root / "configs" / "train.yaml").read_text())
-        metrics = config["validate"]["additional_metrics"]
+    metrics = yaml.safe_load((root / "configs" / "train.yaml").read_text())["validate"].get("additional_metrics")
+    if not oii_available() and "val_oii" in (metrics or {}):  # the volumetric bundles compute OII themselves
         metrics.pop("val_oii")
         (root / "configs" / "no_oii.yaml").write_text(yaml.safe_dump({"validate#additional_metrics": metrics}))
     return root
