@@ -136,7 +136,7 @@ def test_balanced_ce_batch_and_image_frequencies():
     ce = F.cross_entropy(logits, target[:, 0], reduction="none")
     counts = torch.bincount(target.reshape(-1), minlength=3).double()
     weights = target.numel() / counts
-    expected = (ce.double() * weights[target[:, 0]]).mean()
+    expected = (ce.double() * weights[target[:, 0]]).mean().item()
     assert BalancedCELoss(softmax=True, to_onehot_y=True)(logits, target).item() == pytest.approx(expected, rel=1e-5)
     # per image: each image's own frequencies
     per_image = []
