@@ -251,7 +251,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
         help="the main job: random crop vs Mask-Aware Cropping, CE vs dilated balanced CE, on SYNTHETIC data",
-        description="Generate a strongly imbalanced SYNTHETIC 2-D dataset (about 3%% foreground), train the same small "
+        description="Generate a strongly imbalanced SYNTHETIC 2-D dataset (about 3% foreground), train the same small "
         "U-Net with random cropping vs Mask-Aware Cropping and cross entropy vs dilated balanced CE, and print the "
         "papers' metrics per setup; writes results.json and demo.png. No download; about 5 minutes on 2 CPU cores.",
     )
@@ -292,7 +292,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="the papers' comparison tables through a bundle, over k folds, resumable",
         description="Train and evaluate a bundle for every setup and fold (each in OUT/<setup>/fold<k>), skip runs "
-        "finished earlier, and print mean and 95%% confidence interval per metric, best in bold (MAC paper, "
+        "finished earlier, and print mean and 95% confidence interval per metric, best in bold (MAC paper, "
         "Table 1). Bundle overrides go after '--', e.g. -- --dataset_dir /data/Kvasir-SEG --epochs 50.",
     )
     p.add_argument("--bundle", required=True, help="bundle folder, e.g. bundles/kvasir_seg")
