@@ -256,10 +256,13 @@ def _figure(path: Path, s: DemoSettings, train: list[dict], val: list[dict], res
     ax.add_patch(Rectangle((x - 0.5, y - 0.5), s.roi_size, s.roi_size, fill=False, ec="red", lw=2, ls="--",
                            label="random window"))
     ax.legend(loc="lower left", fontsize=8)
-    ax.set_title(f"SYNTHETIC image, {100 * np.mean(label > 0):.1f}% foreground ({len(windows)} MAC windows)")
+    ax.set_title(f"SYNTHETIC image: {100 * np.mean(label > 0):.1f}% foreground, {len(windows)} MAC windows",
+                 fontsize=10)
     weights = DilationWeightMap(radius=s.dbce_radius)(sample["label"])[0]
     im = axes[0, 1].imshow(weights, cmap="magma", norm=matplotlib.colors.LogNorm(vmin=weights[weights > 0].min()))
-    axes[0, 1].set_title(f"DBCE weight map M (radius {s.dbce_radius:g} px)")
+    # the label's outline shows the dilation ring that M adds around each object
+    axes[0, 1].contour(label > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+    axes[0, 1].set_title(f"DBCE weight map M (radius {s.dbce_radius:g} px; cyan: label)", fontsize=10)
     fig.colorbar(im, ax=axes[0, 1], fraction=0.046)
     for name, ax in zip(("RC + CE", "MAC + DBCE"), (axes[0, 2], axes[1, 2])):
         target = max(val, key=lambda d: int(np.count_nonzero(d["label"])))
@@ -274,7 +277,7 @@ def _figure(path: Path, s: DemoSettings, train: list[dict], val: list[dict], res
         overlay[pred & ~truth] = (1, 0.2, 0.2)
         overlay[~pred & truth] = (0.2, 0.4, 1)
         ax.imshow(overlay)
-        ax.set_title(f"{name}: TP white, FP red, FN blue")
+        ax.set_title(f"{name}: TP white, FP red, FN blue", fontsize=10)
     for r in results:
         epochs = [c["epoch"] for c in r.curve]
         axes[1, 0].plot(epochs, [c["dice"] for c in r.curve], marker="o", ms=3, label=r.name)
