@@ -253,7 +253,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
         help="the main job: random crop vs Mask-Aware Cropping, CE vs dilated balanced CE, on SYNTHETIC data",
         description="Generate a strongly imbalanced SYNTHETIC 2-D dataset (about 3% foreground), train the same small "
         "U-Net with random cropping vs Mask-Aware Cropping and cross entropy vs dilated balanced CE, and print the "
-        "papers' metrics per setup; writes results.json and demo.png. No download; about 5 minutes on 2 CPU cores.",
+        "papers' metrics per setup; writes results.json and demo.png. No download; a few minutes on 2 CPU cores.",
     )
     p.add_argument("--out", default="monai_imbalance_demo", help="output folder (default: monai_imbalance_demo)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per setup (default: 15)")
