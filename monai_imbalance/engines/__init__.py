@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .datalists import dataset_sections, image_items
+from .datalists import dataset_sections, image_items, require_items_per_rank
 from .loss_inputs import LossWithBatchKeys
 from .setups import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, paper_setup
 from .volumetric import (

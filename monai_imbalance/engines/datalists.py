@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DATASETS", "dataset_sections", "image_items"]
+__all__ = ["DATASETS", "dataset_sections", "image_items", "require_items_per_rank"]
 
 DATASETS = ("kvasir", "clinicdb", "isic2018", "synapse", "acdc")
 _SECTIONS = ("training", "validation", "test")
@@ -149,3 +149,25 @@ def image_items(
     if not files:
         raise FileNotFoundError(f"no image ({', '.join(wanted)}) in {folder}")
     return [{"image": str(p.resolve())} for p in files]
+
+
+def require_items_per_rank(items: Sequence[Any], name: str, world_size: int | None = None) -> int:
+    """Raise a clear error when a split has fewer items than distributed processes; return its length.
+
+    With ``DistributedSampler(even_divisible=False)`` (the 2-D bundles' validation) a rank without any item skips its
+    evaluation while the others wait for it in the metrics' all-gather: a hang instead of an error. The 2-D bundles'
+    ``multi_gpu_train.yaml`` call this in ``initialize``. ``world_size`` defaults to the initialised process group's.
+    """
+    if world_size is None:
+        import torch.distributed as dist
+
+        world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got {world_size}.")
+    count = len(items)
+    if count < world_size:
+        raise ValueError(
+            f"the {name} split has {count} item(s) for {world_size} processes: every process needs at least one "
+            "(use fewer processes, e.g. torchrun --nproc_per_node, or a larger split)."
+        )
+    return count

@@ -12,7 +12,7 @@ import torch
 from ignite.engine import Engine, Events
 from PIL import Image
 
-from monai_imbalance.engines import dataset_sections, image_items
+from monai_imbalance.engines import dataset_sections, image_items, require_items_per_rank
 from monai_imbalance.handlers import (
     PerImageConfusionMatrix,
     ResumeFromCheckpoint,
@@ -62,6 +62,21 @@ def test_configs_parse_with_conventional_ids(name, configs, tmp_path):
     if "multi_gpu_train" in configs:
         assert parser["network"]["_target_"] == "torch.nn.parallel.DistributedDataParallel"
         assert parser["train#sampler"]["_target_"] == "DistributedSampler"
+        # uneven validation shares: a rank without any image would hang the others, so initialize checks it
+        assert not parser["validate#sampler"]["even_divisible"]
+        text = (BUNDLES / name / "configs" / "multi_gpu_train.yaml").read_text()
+        assert "- \"$monai_imbalance.engines.require_items_per_rank(@validate#dataset, 'validation')\"" in text
+
+
+def test_require_items_per_rank():
+    assert require_items_per_rank([1, 2, 3], "validation", world_size=3) == 3
+    assert require_items_per_rank([1], "validation") == 1  # no process group: one process
+    with pytest.raises(ValueError, match="validation split has 2 item.* for 4 processes"):
+        require_items_per_rank([1, 2], "validation", world_size=4)
+    with pytest.raises(ValueError, match="validation split has 0 item"):
+        require_items_per_rank([], "validation")
+    with pytest.raises(ValueError, match="world_size"):
+        require_items_per_rank([1], "validation", world_size=0)
 
 
 @pytest.mark.parametrize("name", NAMES)
