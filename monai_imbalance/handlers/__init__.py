@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .boundary_schedule import BoundaryWeightScheduler
-from .checkpoint import ResumeFromCheckpoint, TrainerCheckpointSaver, latest_checkpoint
+from .checkpoint import BestMetricState, ResumeFromCheckpoint, TrainerCheckpointSaver, latest_checkpoint
 from .confusion import PerImageConfusionMatrix
 from .oii import OutputImbalanceIndex
 from .progress import ProgressBar, ThroughputLogger

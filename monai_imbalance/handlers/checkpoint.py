@@ -6,6 +6,11 @@ checkpoint written by ``CheckpointSaver`` (``save_interval``/``save_final``) in 
 and loads it through ``CheckpointLoader``: model, optimizer, learning-rate scheduler and the trainer's epoch and
 iteration counters, so a resumed run continues at the next epoch up to the run's own ``max_epochs``.
 
+A resumed run must also remember how good its best model was, or the first validation after the restart overwrites
+``model.pt`` with whatever it scores. :class:`BestMetricState` carries the key-metric tracking list of the
+evaluator's best-model ``CheckpointSaver`` and the evaluator's ``best_metric``/``best_metric_epoch`` through the
+trainer's checkpoints (list it in both ``save_dict`` and ``load_dict``).
+
 A bundle cannot name the trainer inside the trainer's own handler list (``@train#trainer`` there is a circular
 reference), so both handlers add the engine they are attached to under ``engine_key``:
 :class:`TrainerCheckpointSaver` (a ``CheckpointSaver`` that saves it) and :class:`ResumeFromCheckpoint` (which
@@ -23,7 +28,7 @@ from typing import Any
 
 from monai.handlers import CheckpointSaver
 
-__all__ = ["ResumeFromCheckpoint", "TrainerCheckpointSaver", "latest_checkpoint"]
+__all__ = ["BestMetricState", "ResumeFromCheckpoint", "TrainerCheckpointSaver", "latest_checkpoint"]
 
 _STEP = re.compile(r"(?:epoch|iteration)=(\d+)")
 
@@ -149,3 +154,63 @@ class TrainerCheckpointSaver(CheckpointSaver):
         # ignite's Checkpoint objects hold this very dictionary: the engine added here is saved with the rest
         self.save_dict[self.engine_key] = engine
         super().attach(engine)
+
+
+class BestMetricState:
+    """The best validation so far, as a checkpointable object: the key-metric tracking list of a best-model
+    ``CheckpointSaver`` (which score ``model.pt`` has) and the evaluator's ``best_metric``/``best_metric_epoch``.
+
+    Attach it to the evaluator (next to ``saver``) and list it in the trainer checkpoint's ``save_dict`` and in
+    :class:`ResumeFromCheckpoint`'s ``load_dict``: a resumed run then replaces ``model.pt`` only with a better model
+    and logs the best metric of the whole run, not of the part after the restart.
+
+    Args:
+        saver: the evaluator's ``monai.handlers.CheckpointSaver`` with ``save_key_metric=True`` (None: only the
+            evaluator's best metric is carried).
+
+    Example (bundle config)::
+
+        validate:
+          best_model_saver: {_target_: CheckpointSaver, save_dir: "@ckpt_dir", save_dict: {model: "@network"},
+                             save_key_metric: true, key_metric_filename: model.pt}
+          best_metric_state: {_target_: monai_imbalance.handlers.BestMetricState, saver: "@validate#best_model_saver"}
+          log_handlers: ["@validate#best_model_saver", "@validate#best_metric_state"]
+        # train checkpoints: save_dict / load_dict {..., best_model: "@validate#best_metric_state"}
+    """
+
+    def __init__(self, saver: CheckpointSaver | None = None) -> None:
+        if saver is not None and getattr(saver, "_key_metric_checkpoint", None) is None:
+            raise ValueError("saver must be a CheckpointSaver with save_key_metric=True (it tracks the best model).")
+        self.saver = saver
+        self.engine: Any = None
+        self._pending: dict[str, Any] | None = None
+
+    def attach(self, engine: Any) -> None:
+        self.engine = engine
+        if self._pending is not None:
+            self._restore_engine(self._pending)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = getattr(self.engine, "state", None)
+        # ignite names the list "saved" or "_saved" depending on its version: take its only entry
+        saved = next(iter(self.saver._key_metric_checkpoint.state_dict().values())) if self.saver is not None else []
+        return {
+            "saved": [(float(priority), str(name)) for priority, name in saved],
+            "best_metric": float(getattr(state, "best_metric", -1)),
+            "best_metric_epoch": int(getattr(state, "best_metric_epoch", -1)),
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        missing = {"saved", "best_metric", "best_metric_epoch"} - set(state_dict)
+        if missing:
+            raise KeyError(f"best-metric state lacks {sorted(missing)}; was it written by BestMetricState?")
+        if self.saver is not None:
+            (key,) = self.saver._key_metric_checkpoint.state_dict().keys()
+            self.saver.load_state_dict({key: [tuple(item) for item in state_dict["saved"]]})
+        self._pending = dict(state_dict)
+        if self.engine is not None:
+            self._restore_engine(self._pending)
+
+    def _restore_engine(self, state_dict: Mapping[str, Any]) -> None:
+        self.engine.state.best_metric = state_dict["best_metric"]
+        self.engine.state.best_metric_epoch = state_dict["best_metric_epoch"]

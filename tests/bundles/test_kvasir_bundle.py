@@ -59,7 +59,11 @@ def test_train_two_epochs(trained):
     models = sorted(p.name for p in (root / "models").iterdir())
     assert models == ["checkpoint_epoch=2.pt", "checkpoint_final.pt", "model.pt"]
     state = torch.load(root / "models" / "checkpoint_epoch=2.pt", weights_only=True)
-    assert set(state) == {"model", "optimizer", "lr_scheduler", "trainer"}
+    assert set(state) == {"model", "optimizer", "lr_scheduler", "trainer", "best_model"}
+    # the best validation so far travels with the trainer checkpoint (BestMetricState), with model.pt's score
+    best = max(epoch_metrics(log, e)["val_mean_dice"] for e in (1, 2))
+    assert state["best_model"]["best_metric"] == pytest.approx(best, abs=1e-4)
+    assert [p for p, _ in state["best_model"]["saved"]] == [pytest.approx(best, abs=1e-4)]
     assert state["trainer"]["iteration"] == 8  # 2 epochs x 4 batches
     assert list((root / "logs").glob("events.out.tfevents.*"))  # TensorBoard
 
@@ -114,13 +118,17 @@ def test_inference_writes_masks_in_the_input_format_and_size(trained, data):
 
 
 def test_resume_continues_from_the_checkpoint(trained, data):
-    root, _ = trained
+    root, first_log = trained
     proc = run_bundle(root, ("train",), {"dataset_dir": str(data["kvasir"]), "epochs": 3, "resume": True, **TINY})
     assert "resumed from" in proc.stdout and "checkpoint_epoch=2.pt" in proc.stdout
     assert "Epoch: 3/3" in proc.stdout and "Epoch: 1/3" not in proc.stdout and "Epoch: 2/3" not in proc.stdout
     assert (root / "models" / "checkpoint_epoch=3.pt").is_file()
     state = torch.load(root / "models" / "checkpoint_epoch=3.pt", weights_only=True)
     assert state["trainer"]["iteration"] == 12
+    # the best of all three epochs, not only of the epoch after the restart
+    scores = [epoch_metrics(first_log, e)["val_mean_dice"] for e in (1, 2)]
+    scores.append(epoch_metrics(proc.stdout, 3)["val_mean_dice"])
+    assert state["best_model"]["best_metric"] == pytest.approx(max(scores), abs=1e-4)
 
 
 def test_multi_gpu_config_runs_under_torchrun(data, tmp_path):
