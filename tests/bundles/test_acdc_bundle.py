@@ -190,3 +190,7 @@ def test_resume_continues_from_the_checkpoint(trained, data):
     second = torch.load(root / "models" / "checkpoint_epoch=2.pt", weights_only=True)
     assert second["trainer"]["iteration"] == 2 * first["trainer"]["iteration"]
     assert second["lr_scheduler"]["last_epoch"] == second["trainer"]["iteration"]  # poly decay continued
+    # the best validation of epoch 1 is carried over: epoch 2 can only improve on it (BestMetricState)
+    assert first["best_model"]["best_metric_epoch"] == 1
+    assert second["best_model"]["best_metric"] >= first["best_model"]["best_metric"]
+    assert len(second["best_model"]["saved"]) == 1
