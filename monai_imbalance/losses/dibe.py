@@ -22,6 +22,7 @@ from monai.utils import LossReduction
 from monai_imbalance.losses.one_vs_rest import (
     FocalFamily,
     OneVsRestLoss,
+    RegionOnlyLoss,
     check_non_negative,
     check_positive,
     check_unit_interval,
@@ -127,7 +128,7 @@ class DIBEDisLoss(OneVsRestLoss):
         return total
 
 
-class DIBERegLoss(OneVsRestLoss):
+class DIBERegLoss(RegionOnlyLoss):
     """Region-based DIBE loss (DIBE paper Eq. 18): ``(-log Tv)^(1 / gamma)`` per image and class, with the Tversky
     index ``Tv = (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)`` on soft counts (Eq. 7).
 
@@ -194,22 +195,6 @@ class DIBERegLoss(OneVsRestLoss):
         """``(-log Tv)^(1 / gamma)`` from soft counts (float64 in, float64 out)."""
         num, _, gap = tversky_terms(tp, fp, fn, self.alpha, self.beta, self.smooth_nr, self.smooth_dr)
         return bounded_power(torch.log1p(gap / num), 1.0 / self.gamma)
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            input: ``(B, C, H, W[, D])`` logits (with ``sigmoid``/``softmax``) or probabilities.
-            target: one-hot ``(B, C, ...)`` or class indices ``(B, 1, ...)`` with ``to_onehot_y``; hard labels.
-
-        Returns:
-            the loss; ``reduction="none"`` gives ``[B, C]`` (``[C]`` with ``batch``).
-
-        Raises:
-            ValueError: shapes that do not match (the message names both) or class indices out of range.
-        """
-        terms = self._terms(input, target, None, want_map=False, want_counts=True)
-        loss = self.region_loss(*self._region_counts(terms)).to(input.dtype)
-        return self._reduce(loss)
 
 
 class DIBELoss(OneVsRestLoss):

@@ -61,6 +61,7 @@ __all__ = [
     "ExpLogCE",
     "OneVsRestTerms",
     "OneVsRestLoss",
+    "RegionOnlyLoss",
     "one_vs_rest_terms",
     "reference_terms",
     "resolve_alpha_beta",
@@ -880,3 +881,27 @@ class OneVsRestLoss(_Loss):
         """Class weights, then ``none`` (as is), ``mean`` or ``sum``."""
         values = self._weighted(values, values.ndim - 1)
         return reduce_loss(values, self.reduction)
+
+
+class RegionOnlyLoss(OneVsRestLoss):
+    """A loss of soft counts only (no per-pixel term): subclasses define ``region_loss(tp, fp, fn)``, float64 in and
+    out, one value per image and class (per class with ``batch``). Not a loss by itself."""
+
+    def region_loss(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """
+        Args:
+            input: ``(B, C, H, W[, D])`` logits (with ``sigmoid``/``softmax``) or probabilities.
+            target: one-hot ``(B, C, ...)`` or class indices ``(B, 1, ...)`` with ``to_onehot_y``; hard labels.
+
+        Returns:
+            the loss, reduced as ``reduction`` says; ``none`` gives ``[B, C]`` (``[C]`` with ``batch``).
+
+        Raises:
+            ValueError: shapes that do not match (the message names both) or class indices out of range.
+        """
+        terms = self._terms(input, target, None, want_map=False, want_counts=True)
+        loss = self.region_loss(*self._region_counts(terms)).to(input.dtype)
+        return self._reduce(loss)

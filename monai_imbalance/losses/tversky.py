@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 import torch
 from monai.utils import LossReduction
 
-from monai_imbalance.losses.one_vs_rest import OneVsRestLoss, check_positive, resolve_alpha_beta
+from monai_imbalance.losses.one_vs_rest import RegionOnlyLoss, check_positive, resolve_alpha_beta
 
 __all__ = ["tversky_terms", "bounded_power", "FocalTverskyLoss", "POWER_FLOOR"]
 
@@ -59,7 +59,7 @@ def bounded_power(t: torch.Tensor, exponent: float, floor: float = POWER_FLOOR) 
     return torch.where(t >= floor, powered, t * floor ** (exponent - 1.0))
 
 
-class FocalTverskyLoss(OneVsRestLoss):
+class FocalTverskyLoss(RegionOnlyLoss):
     """Focal Tversky loss ``(1 - Tv)^(1 / gamma)`` per image and class (DIBE paper Eq. 8, Abraham & Khan 2019).
 
     ``Tv = (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)`` with soft counts ``TP = sum p y``,
@@ -125,19 +125,3 @@ class FocalTverskyLoss(OneVsRestLoss):
         """``(1 - Tv)^(1 / gamma)`` from soft counts (float64 in, float64 out)."""
         _, den, gap = tversky_terms(tp, fp, fn, self.alpha, self.beta, self.smooth_nr, self.smooth_dr)
         return bounded_power(gap / den, 1.0 / self.gamma)
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            input: ``(B, C, H, W[, D])`` logits (with ``sigmoid``/``softmax``) or probabilities.
-            target: one-hot ``(B, C, ...)`` or class indices ``(B, 1, ...)`` with ``to_onehot_y``; hard labels.
-
-        Returns:
-            the loss, reduced as ``reduction`` says; ``none`` gives ``[B, C]`` (``[C]`` with ``batch``).
-
-        Raises:
-            ValueError: shapes that do not match (the message names both) or class indices out of range.
-        """
-        terms = self._terms(input, target, None, want_map=False, want_counts=True)
-        loss = self.region_loss(*self._region_counts(terms)).to(input.dtype)
-        return self._reduce(loss)
