@@ -16,6 +16,7 @@ message naming the file and exit status 1, not a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -243,6 +244,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
     data = json.loads(Path(path).read_text())
     counts = ", ".join(f"{k} {data[f'num{k.capitalize()}']}" for k in ("training", "validation", "test"))
     flag = "SYNTHETIC " if data.get("synthetic") else ""
+    if data.get("layout"):
+        print(f"{flag}{data['name']} found: {data['layout']}")
     print(f"{flag}{data['name']} datalist ({data['split']['name']} split: {counts}) written to {path}")
     return 0
 
@@ -298,7 +301,13 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bundle", required=True, help="bundle folder, e.g. bundles/kvasir_seg")
     p.add_argument("--setups", default=None, help="paper setups (NC,RC,PC,MAC,NCW,RCW) or crop/loss pairs (mac/dbce)")
     p.add_argument("--losses", default=None, help="loss names (ce,balanced_ce,dice_ce,dbce,...) with the bundle's crop")
-    p.add_argument("--folds", type=int, default=5, help="folds 0..N-1 (default: 5, the MAC paper)")
+    p.add_argument("--folds", type=int, default=None,
+                   help="folds 0..N-1 (default: 5, the MAC paper; none when only --seeds is given)")
+    p.add_argument("--seeds", type=int, default=None,
+                   help="seeds 0..N-1, each run with --seed s: same initial weights and data order for every setup")
+    p.add_argument("--config", action="append", default=[], metavar="YAML",
+                   help="an override config file merged after the bundle's own (repeatable), e.g. "
+                   "bundles/acdc_seg/configs/bench_cpu.yaml")
     p.add_argument("--out", default="bench", help="output folder (default: bench)")
     p.add_argument("--nproc", type=int, default=1, help="GPUs per run, through torchrun (default: 1)")
     p.add_argument("--no-progress", action="store_true")
@@ -307,20 +316,26 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from monai_imbalance.apps.bench import BundleRunner, format_table, parse_setups, run_bench
+    from monai_imbalance.apps.bench import BundleRunner, format_table, parse_setups, run_bench, run_folder_name
 
-    if args.folds < 1:
-        raise ValueError(f"--folds must be >= 1, got {args.folds}.")
-    runner = BundleRunner(args.bundle, _bundle_overrides(args.overrides), nproc=args.nproc)
+    folds = 5 if args.folds is None and args.seeds is None else args.folds
+    for flag, value in (("--folds", folds), ("--seeds", args.seeds)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}.")
+    for config in args.config:
+        if not os.path.isfile(config):
+            raise FileNotFoundError(f"--config file not found: {config}")
+    runner = BundleRunner(args.bundle, _bundle_overrides(args.overrides), nproc=args.nproc,
+                          extra_configs=args.config)
     setups = parse_setups(args.setups, args.losses)
-    runs, summary = run_bench(runner, setups, args.folds, args.out, progress=not args.no_progress)
+    runs, summary = run_bench(runner, setups, folds, args.out, progress=not args.no_progress, seeds=args.seeds)
     done = sum(r.status == "done" for r in runs)
     skipped = sum(r.status == "skipped" for r in runs)
     failed = [r for r in runs if r.status == "failed"]
     print(f"\n{done} runs done, {skipped} skipped (finished earlier), {len(failed)} failed; results in {args.out}")
     for r in failed:
-        print(f"  failed: {r.setup} fold {r.fold}: {r.error.splitlines()[0]}")
-    print(format_table(summary))
+        print(f"  failed: {r.setup} {run_folder_name(r.fold, r.seed)}: {r.error.splitlines()[0]}")
+    print(format_table(summary, unit="seeds" if folds is None else "folds"))
     return 1 if failed else 0
 
 

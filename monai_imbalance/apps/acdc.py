@@ -17,6 +17,14 @@ HDF5 form (github.com/HiLab-git/SSL4MIS ``data/ACDC``)::
     data/slices/patient<id>_frame<nn>_slice_<k>.h5   2-D image/label slices (k from 1), for training
     data/patient<id>_frame<nn>.h5                    (D, H, W) image/label volumes, for validation and testing
     train.list, val.list, test.list                  volume names; 70 / 10 / 20 patients
+    train_slices.list, all_slices.list               slice names (1312 training slices; all 1902)
+
+Two sets of files are accepted. The *full* set of the SSL4MIS download holds every volume and every slice; the
+*minimal* set that public copies ship holds exactly what SSL4MIS's training code reads: the training slices and
+the val/test volumes (1312 slices, 60 volumes), often with the slices flat in ``data/`` instead of
+``data/slices/``. Both slice locations are read; ``acdc_items(...)["layout"]["description"]`` says in one line
+which form was found. Images are float32 min-max normalised to [0, 1] per volume, labels uint8 0-3; no spacing
+is stored (HD95 in pixels).
 
 In that form each patient has ``frame01`` and ``frame02``. Reading: frames are renumbered there, and the lower
 number is taken as ED (ACDC's ED frame precedes its ES frame), so ``phase`` of h5 items is inferred, not read.
@@ -24,6 +32,7 @@ number is taken as ED (ACDC's ED frame precedes its ES frame), so ``phase`` of h
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -52,6 +61,8 @@ __all__ = [
     "prepare_acdc",
     "download_acdc",
 ]
+
+logger = logging.getLogger(__name__)
 
 ACDC_LABELS = {0: "background", 1: "RV", 2: "MYO", 3: "LV"}
 ACDC_LABEL_VALUES = {"RV": 1, "MYO": 2, "LV": 3}
@@ -82,6 +93,11 @@ ACDC_TEST_PATIENTS = tuple(f"patient{n:03d}" for n in (
     11, 13, 84, 33, 93, 22, 68, 24, 83, 81, 80, 1, 7, 66, 8, 65, 75, 64, 59, 52,
 ))
 ACDC_SPLITS = ("ssl4mis", "kfold")
+#: how to skip the count checks, named in their messages
+SKIP_COUNT_CHECK = (
+    " (a subset on purpose? skip the count checks: acdc_items(..., expected_count=None), `monai-imbalance prepare "
+    "acdc --no-count-check`, or in a bundle `--expected_count null`)"
+)
 _PATIENT = re.compile(r"^patient(\d{3})$")
 _VOLUME = re.compile(r"^(patient\d{3})_frame(\d{2})$")
 _SLICE = re.compile(r"^(patient\d{3})_frame(\d{2})_slice_(\d+)$")
@@ -128,8 +144,8 @@ def find_acdc_layout(root: str | os.PathLike, subset: str = "training") -> tuple
         if (base / "data" / "slices").is_dir() or (base / "train.list").is_file():
             return "h5", base
     raise FileNotFoundError(
-        f"ACDC folder not found in {root}: expected {subset}/patient<id>/ (raw NIfTI) or data/slices/ with "
-        "train.list, val.list, test.list (HDF5 form)"
+        f"ACDC folder not found in {root}: expected {subset}/patient<id>/ (raw NIfTI) or data/ with train.list, "
+        "val.list, test.list (SSL4MIS HDF5 form)"
     )
 
 
@@ -214,43 +230,110 @@ def _h5_shape_and_check(path: Path, check: str) -> tuple[tuple[int, ...] | None,
     return shape, None
 
 
+def _read_list(path: Path, pattern: re.Pattern, problems: LayoutProblems) -> list[str]:
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    bad = [n for n in names if not pattern.match(n)]
+    if bad:
+        problems.add(f"{path.name} has names not of the form {pattern.pattern.strip('^$')}: {bad[:3]}")
+    return [n for n in names if pattern.match(n)]
+
+
 def _h5_items(base: Path, check: str, num_workers: int, problems: LayoutProblems) -> dict[str, Any]:
+    """Items of the SSL4MIS HDF5 form.
+
+    What SSL4MIS reads is required: every training slice (those of ``train_slices.list`` when present, else every
+    slice on disk of a ``train.list`` volume, at least one per volume) and every ``val.list`` / ``test.list``
+    volume. Training volumes and val/test slices (the original download has them, public copies do not) are
+    optional; where a volume and its slices are both present the slices must be exactly ``1..D``. Slices are read
+    from ``data/slices/`` (the SSL4MIS download) and from ``data/`` itself (public copies keep them flat).
+    """
     data = require_dir(base / "data", "ACDC HDF5 data")
-    slices_dir = require_dir(data / "slices", "ACDC HDF5 slices")
     lists = {}
     for section in ("train", "val", "test"):
         path = base / f"{section}.list"
         if not path.is_file():
             raise FileNotFoundError(f"ACDC split list not found: {path}")
-        names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-        bad = [n for n in names if not _VOLUME.match(n)]
-        if bad:
-            problems.add(f"{path.name} has names not of the form patient<id>_frame<nn>: {bad[:3]}")
-        lists[section] = [n for n in names if _VOLUME.match(n)]
-    volumes_on_disk = {p.stem for p in data.glob("*.h5") if _VOLUME.match(p.stem)}
-    slices_on_disk: dict[str, list[tuple[int, Path]]] = {}
-    for p in slices_dir.glob("*.h5"):
-        m = _SLICE.match(p.stem)
-        if m is None:
-            problems.add(f"unexpected slice file name {p.name} in {slices_dir}")
+        lists[section] = _read_list(path, _VOLUME, problems)
+    slice_list = base / "train_slices.list"
+    listed_slices = _read_list(slice_list, _SLICE, problems) if slice_list.is_file() else None
+
+    volumes_on_disk = {p.stem: p for p in data.glob("*.h5") if _VOLUME.match(p.stem)}
+    slice_files: dict[str, Path] = {}
+    folders_with_slices = []
+    for folder in (data / "slices", data):
+        if not folder.is_dir():
             continue
-        slices_on_disk.setdefault(f"{m.group(1)}_frame{m.group(2)}", []).append((int(m.group(3)), p))
+        found_here = False
+        for p in folder.glob("*.h5"):
+            if _VOLUME.match(p.stem) and folder == data:
+                continue
+            if not _SLICE.match(p.stem):
+                problems.add(f"unexpected file name {p.name} in {folder}")
+                continue
+            found_here = True
+            if p.stem in slice_files:
+                problems.add(f"slice {p.name} is both in {slice_files[p.stem].parent} and in {folder}")
+                continue
+            slice_files[p.stem] = p
+        if found_here:
+            folders_with_slices.append(folder)
+    slices_of: dict[str, list[tuple[int, Path]]] = {}
+    for stem, p in slice_files.items():
+        m = _SLICE.match(stem)
+        slices_of.setdefault(f"{m.group(1)}_frame{m.group(2)}", []).append((int(m.group(3)), p))
+    for ks in slices_of.values():
+        ks.sort()
+
     listed = [n for section in ("train", "val", "test") for n in lists[section]]
-    for name in listed:
-        if name not in volumes_on_disk:
-            problems.add(f"missing volume {data / (name + '.h5')} (listed in a .list file)")
-    for name in sorted(volumes_on_disk - set(listed)):
+    for name in sorted(set(volumes_on_disk) - set(listed)):
         problems.add(f"volume {name}.h5 is in no .list file")
+    for section in ("val", "test"):
+        for name in lists[section]:
+            if name not in volumes_on_disk:
+                problems.add(f"missing volume {data / (name + '.h5')} (listed in {section}.list: SSL4MIS evaluates "
+                             "validation and test patients on whole volumes)")
+    train_volumes = set(lists["train"])
+    if listed_slices is not None:
+        training_slices = []
+        for stem in listed_slices:
+            m = _SLICE.match(stem)
+            volume = f"{m.group(1)}_frame{m.group(2)}"
+            if volume not in train_volumes:
+                problems.add(f"train_slices.list names {stem}, a slice of {volume}, which is not in train.list")
+            elif stem not in slice_files:
+                where = " or ".join(str(f) for f in (data / "slices", data))
+                problems.add(f"missing training slice {stem}.h5 (listed in train_slices.list; looked in {where})")
+            else:
+                training_slices.append(stem)
+        listed_volumes = {_SLICE.match(s).group(1) + "_frame" + _SLICE.match(s).group(2) for s in listed_slices}
+        for name in lists["train"]:
+            if name not in listed_volumes:
+                problems.add(f"train_slices.list names no slice of {name} (in train.list)")
+    else:
+        training_slices = []
+        for name in lists["train"]:
+            if not slices_of.get(name):
+                problems.add(f"no slice file of training volume {name} ({name}_slice_<k>.h5 in data/ or data/slices/)")
+            training_slices.extend(p.stem for _, p in slices_of.get(name, []))
+
+    # read every present volume of the lists, the training slices, and any other slice of a listed volume
     present = [n for n in listed if n in volumes_on_disk]
-    shapes = dict(zip(present, thread_map(lambda n: _h5_shape_and_check(data / f"{n}.h5", check), present,
+    shapes = dict(zip(present, thread_map(lambda n: _h5_shape_and_check(volumes_on_disk[n], check), present,
                                          num_workers)))
-    all_slices = [(name, k, p) for name in present for k, p in sorted(slices_on_disk.get(name, []))]
-    slice_checks = thread_map(lambda t: _h5_shape_and_check(t[2], check), all_slices, num_workers)
-    for (name, _, _), (shape, bad) in zip(all_slices, slice_checks):
+    wanted = set(training_slices) | {p.stem for n in present for _, p in slices_of.get(n, [])}
+    to_read = sorted(wanted, key=natural_key)
+    slice_checks = dict(zip(to_read, thread_map(lambda s: _h5_shape_and_check(slice_files[s], check), to_read,
+                                                 num_workers)))
+    for stem, (shape, bad) in slice_checks.items():
         if bad:
             problems.add(bad)
         elif shape is not None and len(shape) != 2:
-            problems.add(f"slice of {name} is not 2-D: {shape}")
+            problems.add(f"slice {stem}.h5 is not 2-D (H, W): {shape}")
+    for name, ks in slices_of.items():
+        numbers = [k for k, _ in ks]
+        if numbers != list(range(1, len(numbers) + 1)) and (name in volumes_on_disk or name in train_volumes):
+            problems.add(f"{name}: slices {numbers[:4]}{'...' if len(numbers) > 4 else ''} are not numbered 1..n "
+                         "without gaps")
     volumes, slices = [], []
     for name in present:
         shape, bad = shapes[name]
@@ -260,24 +343,44 @@ def _h5_items(base: Path, check: str, num_workers: int, problems: LayoutProblems
         if len(shape) != 3:
             problems.add(f"volume {name}.h5 is not (D, H, W): {shape}")
             continue
-        ks = [k for k, _ in sorted(slices_on_disk.get(name, []))]
-        if len(ks) != shape[0] or ks != list(range(ks[0] if ks else 1, (ks[0] if ks else 1) + len(ks))):
+        ks = [k for k, _ in slices_of.get(name, [])]
+        if ks and ks != list(range(1, shape[0] + 1)):
             problems.add(f"{name}: slices {ks[:4]}{'...' if len(ks) > 4 else ''} ({len(ks)}) do not match the "
                          f"{shape[0]} slices of {name}.h5 (expected {name}_slice_1..{shape[0]})")
+        for k, p in slices_of.get(name, []):
+            s_shape = slice_checks.get(p.stem, (None, None))[0]
+            if s_shape is not None and len(s_shape) == 2 and tuple(s_shape) != tuple(shape[1:]):
+                problems.add(f"slice {p.name} is {tuple(s_shape)}, its volume {name}.h5 is {tuple(shape)}")
+                break
         m = _VOLUME.match(name)
-        patient, frame = m.group(1), int(m.group(2))
-        volumes.append({"image": str((data / f"{name}.h5").resolve()), "label": str((data / f"{name}.h5").resolve()),
-                        "id": name, "patient": patient, "frame": frame, "num_slices": shape[0]})
-        for k, p in sorted(slices_on_disk.get(name, [])):
-            slices.append({"image": str(p.resolve()), "label": str(p.resolve()), "id": p.stem, "patient": patient,
-                           "frame": frame, "slice": k})
-    frames: dict[str, list[int]] = {}
-    for v in volumes:
-        frames.setdefault(v["patient"], []).append(v["frame"])
+        volumes.append({"image": str(volumes_on_disk[name].resolve()), "label": str(volumes_on_disk[name].resolve()),
+                        "id": name, "patient": m.group(1), "frame": int(m.group(2)), "num_slices": shape[0]})
+    evaluation_slices = [p.stem for n in present if n not in train_volumes for _, p in slices_of.get(n, [])]
+    for stem in training_slices + evaluation_slices:  # val/test slices: only in the full set, never trained on
+        m = _SLICE.match(stem)
+        path = str(slice_files[stem].resolve())
+        slices.append({"image": path, "label": path, "id": stem, "patient": m.group(1), "frame": int(m.group(2)),
+                       "slice": int(m.group(3))})
+    frames: dict[str, set[int]] = {}
+    for name in listed:
+        m = _VOLUME.match(name)
+        frames.setdefault(m.group(1), set()).add(int(m.group(2)))
     for item in (*volumes, *slices):  # Reading: lower frame number = ED (see the module docstring)
         ordered = sorted(frames.get(item["patient"], []))
         item["phase"] = ("ED" if item["frame"] == ordered[0] else "ES") if len(ordered) == 2 else None
-    return {"volumes": volumes, "slices": slices, "lists": lists}
+    full = all(n in volumes_on_disk for n in lists["train"]) and all(slices_of.get(n) for n in present)
+    where = " and ".join(f"{f.relative_to(base)}/" for f in folders_with_slices) or "no folder"
+    layout = {
+        "slices": [str(f.relative_to(base)) for f in folders_with_slices],
+        "set": "full" if full else "minimal",
+        "train_slices_list": listed_slices is not None,
+        "description": (
+            f"SSL4MIS HDF5 form, {'full set (all volumes and all slices)' if full else 'minimal set (training slices, '}"
+            f"{'' if full else 'val/test volumes)'}; slices in {where}; "
+            f"{len(training_slices)} training slices, {len(volumes)} volumes"
+        ),
+    }
+    return {"volumes": volumes, "slices": slices, "lists": lists, "layout": layout}
 
 
 def acdc_items(
@@ -326,7 +429,8 @@ def acdc_items(
         for items, found in results:
             volumes.extend(items)
             problems.extend(found)
-        result = {"form": "raw", "volumes": volumes, "slices": [], "lists": None}
+        result = {"form": "raw", "volumes": volumes, "slices": [], "lists": None,
+                  "layout": {"description": f"raw NIfTI form ({subset}/patient<id>/), {len(volumes)} ED/ES volumes"}}
         num_patients = len(patients)
     else:
         result = {"form": "h5", **_h5_items(folder, check, num_workers, problems)}
@@ -336,15 +440,17 @@ def acdc_items(
             patients_listed = {n[:10] for n in names}
             if expected_count == "auto" and marker is None and patients_listed != set(official[section]):
                 problems.add(f"{section}.list has {len(patients_listed)} patients that differ from SSL4MIS's "
-                             f"{len(official[section])} (e.g. {sorted(patients_listed ^ set(official[section]))[:3]})")
+                             f"{len(official[section])} (e.g. {sorted(patients_listed ^ set(official[section]))[:3]})"
+                             f"{SKIP_COUNT_CHECK}")
             elif not patients_listed <= set(official[section]):
                 problems.add(f"{section}.list names patients outside SSL4MIS's {section} list: "
                              f"{sorted(patients_listed - set(official[section]))[:3]}")
         num_patients = len({n[:10] for names in lists.values() for n in names})
     expected = resolve_expected(expected_count, marker, "patients", ACDC_COUNTS[subset])
     if expected is not None and num_patients != expected:
-        problems.add(f"found {num_patients} patients, expected {expected}")
+        problems.add(f"found {num_patients} patients, expected {expected}{SKIP_COUNT_CHECK}")
     problems.raise_if_any()
+    logger.info("ACDC at %s: %s", folder, result["layout"]["description"])
     result["volumes"].sort(key=lambda it: natural_key(it["id"]))
     result["slices"].sort(key=lambda it: natural_key(it["id"]))
     return result
@@ -367,7 +473,7 @@ def acdc_split(
     read it with :class:`monai_imbalance.apps.loaders.ExtractSliced`).
     """
     volumes, slice_items = list(items["volumes"]), list(items["slices"])
-    patients = sorted({v["patient"] for v in volumes}, key=natural_key)
+    patients = sorted({it["patient"] for it in (*volumes, *slice_items)}, key=natural_key)
     info: dict[str, Any] = {"name": split, "seed": seed}
     if split == "ssl4mis":
         groups = fixed_split(patients, {"training": ACDC_TRAIN_PATIENTS, "validation": ACDC_VAL_PATIENTS,
@@ -386,6 +492,16 @@ def acdc_split(
     if items.get("form") == "h5":
         sections["training"] = [dict(s) for s in slice_items if where[s["patient"]] == "training"]
         info["training_items"] = "2-D HDF5 slices"
+        with_volume = {v["patient"] for v in volumes}
+        with_slices = {s["patient"] for s in slice_items}
+        lacking = [p for p in groups["validation"] + groups["test"] if p not in with_volume]
+        lacking += [p for p in groups["training"] if p not in with_slices]
+        if lacking:
+            raise ValueError(
+                f"the {split!r} split needs volume files of its validation/test patients and slice files of its "
+                f"training patients; missing for {sorted(set(lacking), key=natural_key)[:4]}: the minimal SSL4MIS "
+                "set (training slices, val/test volumes) supports the 'ssl4mis' split only."
+            )
     elif slices:
         expanded = []
         for v in sections["training"]:
@@ -435,5 +551,5 @@ def prepare_acdc(
         f"{info['counts']}. Labels RV=1, MYO=2, LV=3; spacing kept (anisotropic, resample in-plane only).",
         split=info, labels=ACDC_LABELS, synthetic=synthetic, tensor_image_size="3D (2-D slice training)",
         modality={"0": "cine-MRI"}, reference=ACDC_REFERENCE, licence="see the ACDC database page (research use)",
-        source=ACDC_PAGE, form=items["form"], label_values=ACDC_LABEL_VALUES,
+        source=ACDC_PAGE, form=items["form"], layout=items["layout"]["description"], label_values=ACDC_LABEL_VALUES,
     )

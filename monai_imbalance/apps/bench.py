@@ -33,6 +33,11 @@ __all__ = [
     "summarise_runs",
     "format_table",
     "run_bench",
+    "run_folder_name",
+    "read_result",
+    "read_evaluation",
+    "paired_differences",
+    "write_bench_tables",
     "bundle_alpha_evaluator",
     "METRIC_NAMES",
 ]
@@ -51,12 +56,49 @@ METRIC_NAMES = {
 @dataclass
 class BenchRun:
     setup: str
-    fold: int
+    fold: int | None
     status: str  # "done", "failed", "skipped" (finished in an earlier bench)
     metrics: dict[str, float] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     error: str = ""
+    seed: int | None = None
+
+    @property
+    def repeat(self) -> tuple[int | None, int | None]:
+        """What pairs runs of different setups: the same fold and the same seed."""
+        return (self.fold, self.seed)
+
+
+def run_folder_name(fold: int | None, seed: int | None) -> str:
+    """``fold<k>``, ``seed<s>`` or ``fold<k>_seed<s>``: the folder of one repetition of a setup."""
+    parts = ([f"fold{fold}"] if fold is not None else []) + ([f"seed{seed}"] if seed is not None else [])
+    if not parts:
+        raise ValueError("a bench run needs a fold or a seed.")
+    return "_".join(parts)
+
+
+def read_result(record: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON of a run's ``result.json``, or ``(None, why)`` when it is missing or cannot be read (a run killed
+    while writing it): such a run counts as not done."""
+    if not record.is_file():
+        return None, None
+    try:
+        saved = json.loads(record.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+        return saved, None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return None, f"{record} is unreadable ({err})"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def parse_setups(
@@ -189,15 +231,36 @@ class BundleRunner:
         train = self._configs("train", "multi_gpu_train") if distributed else self._configs("train")
         self._run(train, merged, run_dir / "train.log", distributed)
         self._run(self._configs("train", "evaluate"), merged, run_dir / "evaluate.log", False)
-        summary = run_dir / "eval" / "metrics.csv"
-        if not summary.is_file():
-            raise RuntimeError(f"the evaluation wrote no {summary}")
+        return read_evaluation(run_dir / "eval")
+
+
+def read_evaluation(eval_dir: str | os.PathLike) -> dict[str, float]:
+    """The metrics an evaluation wrote to ``eval_dir``: MONAI's ``metrics.csv`` (2-D bundles), or the volumetric
+    report of the 3-D bundles (``volumetric_report.json``: the names the evaluator logs, ``val_mean_dice``,
+    ``val_dice_RV_ED``, ..., plus ``val_empty_pred_<class>[_<group>]``, the cases with an empty prediction where
+    the truth is not empty)."""
+    eval_dir = Path(eval_dir)
+    summary = eval_dir / "metrics.csv"
+    if summary.is_file():
         with open(summary) as f:
             return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
+    report_path = eval_dir / "volumetric_report.json"
+    if report_path.is_file():
+        from monai_imbalance.engines.volumetric import flat_volume_metrics
+
+        report = json.loads(report_path.read_text())
+        metrics = flat_volume_metrics(report, "val_")
+        for group, entry in report["summary"].items():
+            tail = "" if group == "all" else f"_{group}"
+            for name, count in entry.get("missed", {}).items():
+                metrics[f"val_empty_pred_{name}{tail}"] = float(count)
+        return metrics
+    raise RuntimeError(f"the evaluation wrote neither {summary} nor {report_path}")
 
 
 def summarise_runs(runs: Sequence[BenchRun], level: float = 0.95) -> dict[str, dict[str, Any]]:
-    """``{setup: {"folds": n, "failed": m, metric: {"mean", "ci", "values"}}}`` over the finished folds."""
+    """``{setup: {"folds": n, "failed": m, metric: {"mean", "ci", "values"}}}`` over the finished repetitions
+    (folds and/or seeds; ``"folds"`` counts them whichever they are)."""
     out: dict[str, dict[str, Any]] = {}
     for setup in dict.fromkeys(r.setup for r in runs):
         done = [r for r in runs if r.setup == setup and r.status in ("done", "skipped")]
@@ -211,15 +274,44 @@ def summarise_runs(runs: Sequence[BenchRun], level: float = 0.95) -> dict[str, d
     return out
 
 
+def paired_differences(
+    runs: Sequence[BenchRun], baseline: str, metrics: Sequence[str] | None = None, level: float = 0.95
+) -> dict[str, dict[str, Any]]:
+    """Per setup other than ``baseline`` and per metric, the differences ``setup - baseline`` over the repetitions
+    (same fold and seed) both finished, with their mean and the half-width of the Student-t interval:
+    ``{setup: {metric: {"mean", "ci", "values", "pairs": [(fold, seed), ...]}}}``. Non-finite values drop their
+    pair."""
+    done = [r for r in runs if r.status in ("done", "skipped")]
+    base = {r.repeat: r.metrics for r in done if r.setup == baseline}
+    if not base:
+        raise ValueError(f"baseline {baseline!r} has no finished run (setups: {sorted({r.setup for r in runs})}).")
+    out: dict[str, dict[str, Any]] = {}
+    for setup in dict.fromkeys(r.setup for r in done if r.setup != baseline):
+        mine = {r.repeat: r.metrics for r in done if r.setup == setup}
+        names = metrics or list(dict.fromkeys(m for v in mine.values() for m in v))
+        entry: dict[str, Any] = {}
+        for metric in names:
+            pairs, diffs = [], []
+            for key in sorted(set(mine) & set(base), key=lambda k: tuple(-1 if x is None else x for x in k)):
+                a, b = mine[key].get(metric, math.nan), base[key].get(metric, math.nan)
+                if a is not None and b is not None and math.isfinite(a) and math.isfinite(b):
+                    pairs.append(key)
+                    diffs.append(float(a) - float(b))
+            mean, half = confidence_interval(diffs, level)
+            entry[metric] = {"mean": mean, "ci": half, "values": diffs, "pairs": pairs}
+        out[setup] = entry
+    return out
+
+
 def _ordered_metrics(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
     found = list(dict.fromkeys(m for e in summary.values() for m in e if m not in ("folds", "failed")))
     known = [m for m in METRIC_NAMES if m in found]
     return known + [m for m in found if m not in METRIC_NAMES]
 
 
-def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True) -> str:
+def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True, unit: str = "folds") -> str:
     """The paper-style table: ``mean ± CI`` per metric in percent (OII as is), best mean in bold (``**``) —
-    highest, except OII: closest to 0."""
+    highest, except OII: closest to 0. ``unit`` names the repetitions in the header (``"folds"``, ``"seeds"``)."""
     metrics = _ordered_metrics(summary)
 
     def score(metric: str, mean: float) -> float:
@@ -229,7 +321,7 @@ def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True
     for m in metrics:
         means = [e[m]["mean"] for e in summary.values() if m in e and math.isfinite(e[m]["mean"])]
         best[m] = max((score(m, v) for v in means), default=None)
-    header = ["setup", "folds"] + [METRIC_NAMES.get(m, m) for m in metrics]
+    header = ["setup", unit] + [METRIC_NAMES.get(m, m) for m in metrics]
     rows = []
     for setup, entry in summary.items():
         cells = [setup, str(entry["folds"]) + (f" ({entry['failed']} failed)" if entry["failed"] else "")]
@@ -281,57 +373,97 @@ def _plot(summary: Mapping[str, Mapping[str, Any]], path: Path) -> None:
 def run_bench(
     runner: BundleRunner,
     setups: Mapping[str, Mapping[str, str]],
-    folds: int | Sequence[int],
+    folds: int | Sequence[int] | None,
     out_dir: str | os.PathLike,
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    seeds: int | Sequence[int] | None = None,
+    on_result: Callable[[BenchRun, Path], None] | None = None,
 ) -> tuple[list[BenchRun], dict[str, dict[str, Any]]]:
-    """Run every (setup, fold) not finished yet, then write ``runs.csv``, ``summary.json``, ``table.md`` and
-    ``bench.png`` in ``out_dir`` and return the runs and their summary."""
+    """Run every (setup, fold, seed) not finished yet, then write ``runs.csv``, ``summary.json``, ``table.md`` and
+    ``bench.png`` in ``out_dir`` and return the runs (ordered by setup, then fold and seed) and their summary.
+
+    Args:
+        folds: folds ``0..N-1`` (or the given ones), each passed as the ``fold`` override; None: no fold override.
+        seeds: seeds ``0..N-1`` (or the given ones), each passed as the ``seed`` override (the bundle's
+            ``set_determinism`` seed: same initial weights and data order for every setup of a seed); None: the
+            bundle's own seed.
+        on_result: called with each newly finished run and its folder (e.g. to commit results as they come).
+
+    Runs go repetition by repetition (every setup of fold 0 / seed 0 first), so an interrupted bench leaves
+    complete comparisons behind. A ``result.json`` that cannot be read (a run killed while writing it) counts as
+    not done: that run is redone, and ``echo`` says so.
+    """
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fold_ids = list(range(folds)) if isinstance(folds, int) else [int(f) for f in folds]
-    if not fold_ids:
-        raise ValueError("bench needs at least one fold.")
-    jobs = [(name, fold) for name in setups for fold in fold_ids]
+
+    def ids(value: int | Sequence[int] | None) -> list[int | None]:
+        if value is None:
+            return [None]
+        return list(range(value)) if isinstance(value, int) else [int(v) for v in value]
+
+    fold_ids, seed_ids = ids(folds), ids(seeds)
+    if fold_ids == [None] and seed_ids == [None]:
+        raise ValueError("bench needs folds or seeds to repeat the runs over.")
+    if not fold_ids or not seed_ids:
+        raise ValueError("bench needs at least one fold and one seed (or None for either).")
+    jobs = [(name, fold, seed) for seed in seed_ids for fold in fold_ids for name in setups]
     runs: list[BenchRun] = []
     bar = tqdm(jobs, desc="bench", unit="run", disable=not progress)
-    for name, fold in bar:
-        run_dir = out / name.replace("/", "_") / f"fold{fold}"
+    for name, fold, seed in bar:
+        run_dir = out / name.replace("/", "_") / run_folder_name(fold, seed)
         record = run_dir / "result.json"
-        overrides = {**setups[name], "fold": str(fold)}
-        if record.is_file():
-            saved = json.loads(record.read_text())
-            if saved.get("status") == "done" and saved.get("overrides") == overrides:
-                runs.append(BenchRun(name, fold, "skipped", saved["metrics"], overrides, saved.get("seconds", 0.0)))
-                continue
-        bar.set_postfix(setup=name, fold=fold)
+        overrides = dict(setups[name])
+        if fold is not None:
+            overrides["fold"] = str(fold)
+        if seed is not None:
+            overrides["seed"] = str(seed)
+        saved, problem = read_result(record)
+        if problem:
+            echo(f"bench: {problem}; running {name} {run_folder_name(fold, seed)} again")
+        if saved is not None and saved.get("status") == "done" and saved.get("overrides") == overrides:
+            runs.append(BenchRun(name, fold, "skipped", saved["metrics"], overrides, saved.get("seconds", 0.0),
+                                 seed=seed))
+            continue
+        bar.set_postfix(setup=name, run=run_folder_name(fold, seed))
         run_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         try:
             metrics = runner.run(run_dir, overrides)
-            run = BenchRun(name, fold, "done", metrics, overrides, time.perf_counter() - start)
-            record.write_text(json.dumps(asdict(run), indent=2) + "\n")
+            run = BenchRun(name, fold, "done", metrics, overrides, time.perf_counter() - start, seed=seed)
+            _write_atomic(record, json.dumps(asdict(run), indent=2) + "\n")
+            if on_result is not None:
+                on_result(run, run_dir)
         except Exception as err:  # one failed run must not lose the others
-            run = BenchRun(name, fold, "failed", {}, overrides, time.perf_counter() - start, str(err))
-            echo(f"bench: {name} fold {fold} failed: {str(err).splitlines()[0]}")
+            run = BenchRun(name, fold, "failed", {}, overrides, time.perf_counter() - start, str(err), seed=seed)
+            echo(f"bench: {name} {run_folder_name(fold, seed)} failed: {str(err).splitlines()[0]}")
         runs.append(run)
+    order = {name: i for i, name in enumerate(setups)}
+    runs.sort(key=lambda r: (order[r.setup], -1 if r.fold is None else r.fold, -1 if r.seed is None else r.seed))
+    write_bench_tables(runs, out, unit="seeds" if fold_ids == [None] else "folds")
+    return runs, summarise_runs(runs)
+
+
+def write_bench_tables(runs: Sequence[BenchRun], out: str | os.PathLike, unit: str = "folds") -> dict[str, Any]:
+    """``runs.csv``, ``summary.json``, ``table.md`` (and ``bench.png``) of ``runs`` in ``out``; returns the
+    summary."""
+    out = Path(out)
     summary = summarise_runs(runs)
     metrics = _ordered_metrics(summary)
     with open(out / "runs.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["setup", "fold", "status", "seconds", *metrics, "error"])
+        writer.writerow(["setup", "fold", "seed", "status", "seconds", *metrics, "error"])
         for r in runs:
-            writer.writerow([r.setup, r.fold, r.status, f"{r.seconds:.1f}", *[r.metrics.get(m, "") for m in metrics],
+            writer.writerow([r.setup, "" if r.fold is None else r.fold, "" if r.seed is None else r.seed, r.status,
+                             f"{r.seconds:.1f}", *[r.metrics.get(m, "") for m in metrics],
                              r.error.splitlines()[0] if r.error else ""])
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    table = format_table(summary)
-    (out / "table.md").write_text(table + "\n")
+    (out / "table.md").write_text(format_table(summary, unit=unit) + "\n")
     if any(e["folds"] for e in summary.values()):
         _plot(summary, out / "bench.png")
-    return runs, summary
+    return summary
 
 
 def bundle_alpha_evaluator(

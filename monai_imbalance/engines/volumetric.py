@@ -398,6 +398,8 @@ def _summary(values: np.ndarray, names: Sequence[str], oii_fn: Any) -> dict[str,
         "fn": dict(zip(names, map(float, fn_c))),
         "empty_truth": dict(zip(names, map(int, ((tp + fn) == 0).sum(0)))),
         "empty_prediction": dict(zip(names, map(int, ((tp + fp) == 0).sum(0)))),
+        # present in the truth, absent from the prediction: HD95 is 0 there under the "transunet" rule
+        "missed": dict(zip(names, map(int, (((tp + fn) > 0) & ((tp + fp) == 0)).sum(0)))),
         "dice_nan": dict(zip(names, map(int, np.isnan(dice).sum(0)))),
         "hd95_nan": dict(zip(names, map(int, np.isnan(hd95).sum(0)))),
     }

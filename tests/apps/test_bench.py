@@ -65,7 +65,8 @@ def test_table_rows_intervals_resume_and_failures(tmp_path):
     setups = parse_setups("RC,MAC")
     runner = FakeRunner()
     runs, summary = run_bench(runner, setups, 2, tmp_path, progress=False)
-    assert runner.calls == [("random", 0), ("random", 1), ("mac", 0), ("mac", 1)]
+    # repetition by repetition: every setup of fold 0 before fold 1, so an interrupted bench leaves full comparisons
+    assert runner.calls == [("random", 0), ("mac", 0), ("random", 1), ("mac", 1)]
     assert list(summary) == ["RC", "MAC"]
     # RC Dice folds 0.5, 0.6: mean 0.55, half-width 12.7062 * 0.0707107 / sqrt(2) = 0.635310
     assert summary["RC"]["val_mean_dice"]["mean"] == pytest.approx(0.55)
@@ -79,7 +80,7 @@ def test_table_rows_intervals_resume_and_failures(tmp_path):
     assert (tmp_path / "table.md").read_text().strip() == table
     assert (tmp_path / "bench.png").is_file()
     rows = (tmp_path / "runs.csv").read_text().splitlines()
-    assert rows[0].startswith("setup,fold,status,seconds,val_mean_dice,val_iou,val_oii") and len(rows) == 5
+    assert rows[0].startswith("setup,fold,seed,status,seconds,val_mean_dice,val_iou,val_oii") and len(rows) == 5
 
     again = FakeRunner()
     runs2, summary2 = run_bench(again, setups, 3, tmp_path, progress=False)  # one more fold
