@@ -347,7 +347,7 @@ def _h5_items(base: Path, check: str, num_workers: int, problems: LayoutProblems
         if ks and ks != list(range(1, shape[0] + 1)):
             problems.add(f"{name}: slices {ks[:4]}{'...' if len(ks) > 4 else ''} ({len(ks)}) do not match the "
                          f"{shape[0]} slices of {name}.h5 (expected {name}_slice_1..{shape[0]})")
-        for k, p in slices_of.get(name, []):
+        for _, p in slices_of.get(name, []):
             s_shape = slice_checks.get(p.stem, (None, None))[0]
             if s_shape is not None and len(s_shape) == 2 and tuple(s_shape) != tuple(shape[1:]):
                 problems.add(f"slice {p.name} is {tuple(s_shape)}, its volume {name}.h5 is {tuple(shape)}")
@@ -375,8 +375,9 @@ def _h5_items(base: Path, check: str, num_workers: int, problems: LayoutProblems
         "set": "full" if full else "minimal",
         "train_slices_list": listed_slices is not None,
         "description": (
-            f"SSL4MIS HDF5 form, {'full set (all volumes and all slices)' if full else 'minimal set (training slices, '}"
-            f"{'' if full else 'val/test volumes)'}; slices in {where}; "
+            "SSL4MIS HDF5 form, "
+            f"{'full set (all volumes and all slices)' if full else 'minimal set (training slices, val/test volumes)'}"
+            f"; slices in {where}; "
             f"{len(training_slices)} training slices, {len(volumes)} volumes"
         ),
     }
