@@ -1,7 +1,9 @@
 """Speed and memory of Mask-Aware Cropping against named baselines, measured in one run on this machine.
 
 1. Window search (``mac_window_starts``) vs the paper's Algorithm 1 (a plain loop over windows with numpy slicing)
-   and vs one ``np.count_nonzero`` pass over the same mask (the physical floor: the mask must be read once).
+   and vs one ``np.count_nonzero`` pass over the same mask (the physical floor: the mask must be read once); and the
+   window counts of the readable definition (a full integral image, ``integral_image_counts``) vs the piece-sum
+   kernel that ``window_foreground_counts`` takes for masks of ``KERNEL_MIN_PIXELS`` or more.
 2. Sampling 4 crops with cached windows vs 4 plain ``SpatialCrop`` calls on the same arrays (and MONAI's
    ``RandCropByPosNegLabeld`` with cached fg/bg indices against the same baseline).
 3. A DataLoader pipeline (2 workers, batch 32, RGB 448^2 -> 224^2 crops, flips): crops/s with MAC vs
@@ -36,11 +38,13 @@ from monai_imbalance.apps.synthetic import make_synthetic_dataset, make_syntheti
 from monai_imbalance.transforms import (
     MaskAwareWindows,
     MaskAwareWindowsd,
-    ProbabilisticCropCentres,
+    ProbabilisticCropCenters,
     RandMaskAwareCrop,
     RandMaskAwareCropd,
     mac_window_starts,
 )
+from monai_imbalance.transforms._window_kernels import piece_window_counts
+from monai_imbalance.transforms.utils import KERNEL_MIN_PIXELS, integral_image_counts
 
 
 def algorithm_1(mask: np.ndarray, roi: tuple[int, ...], stride: int, rho: float) -> list[tuple[int, ...]]:
@@ -113,15 +117,21 @@ def _search_case(title: str, mask: np.ndarray, roi: tuple[int, ...], stride: int
     n_loop = 1 if mask.ndim == 3 else (2 if quick else 5)
     loop = timings({"Algorithm 1 (plain loop)": lambda: algorithm_1(mask, roi, stride, rho)}, n_loop)
     n_fast = 10 if quick else (20 if mask.ndim == 3 else 200)
+    steps = (stride,) * mask.ndim
+    assert np.array_equal(piece_window_counts(mask, roi, steps), integral_image_counts(mask, roi, steps)), title
     fast_times = timings(
         {
             "np.count_nonzero(mask)": lambda: np.count_nonzero(mask),
             "mac_window_starts": lambda: mac_window_starts(mask, roi, stride, rho),
+            "counts: integral image (definition)": lambda: integral_image_counts(mask, roi, steps),
+            "counts: piece kernel (_window_kernels)": lambda: piece_window_counts(mask, roi, steps),
         },
         n_fast,
     )
     times = {**fast_times, **loop}
-    report(times, "mac_window_starts", f"{title} ({mask.dtype}, {fg_share:.1%} fg, {len(fast)} valid windows)")
+    path = "kernel" if mask.size >= KERNEL_MIN_PIXELS else "definition"
+    report(times, "mac_window_starts",
+           f"{title} ({mask.dtype}, {fg_share:.1%} fg, {len(fast)} valid windows; counts by the {path})")
     ours, floor = times["mac_window_starts"], times["np.count_nonzero(mask)"]
     print(
         f"  -> speed-up vs Algorithm 1: {min(times['Algorithm 1 (plain loop)']) / min(ours):8.1f}x (min);"
@@ -137,7 +147,7 @@ def bench_sampling(quick: bool) -> None:
     image, label = MetaTensor(torch.as_tensor(pair["image"])), MetaTensor(torch.as_tensor(pair["label"]))
     roi = (224, 224)
     record = MaskAwareWindows(roi, rho=0.05, stride=16)(label)
-    crop = RandMaskAwareCrop(roi, rho=0.05, stride=16, tau=3, num_samples=4)
+    crop = RandMaskAwareCrop(tau=3, num_samples=4)  # roi_size, rho and stride come from the record
     crop.set_random_state(0)
     rng = np.random.default_rng(0)
     starts = rng.integers(0, 448 - 224 + 1, size=(4, 2))
@@ -149,8 +159,7 @@ def bench_sampling(quick: bool) -> None:
         return [[SpatialCrop(roi_start=s, roi_end=s + 224)(x) for x in (image, label)] for s in starts]
 
     data = {"image": image, "label": label}
-    mac_d = RandMaskAwareCropd(["image", "label"], "label", roi, rho=0.05, stride=16, tau=3, num_samples=4,
-                               windows_key="label_mac_windows")
+    mac_d = RandMaskAwareCropd(["image", "label"], "label", tau=3, num_samples=4, windows_key="label_mac_windows")
     mac_d.set_random_state(0)
     cached_mac = MaskAwareWindowsd("label", roi, rho=0.05, stride=16)(data)
     posneg = RandCropByPosNegLabeld(["image", "label"], "label", roi, num_samples=4, fg_indices_key="label_fg_indices",
@@ -186,8 +195,7 @@ def bench_loader(quick: bool) -> None:
     pipelines = {
         "MaskAwareWindowsd + RandMaskAwareCropd": Compose([
             MaskAwareWindowsd("label", roi, rho=0.05, stride=16),
-            RandMaskAwareCropd(["image", "label"], "label", roi, rho=0.05, stride=16, tau=3,
-                               windows_key="label_mac_windows"),
+            RandMaskAwareCropd(["image", "label"], "label", tau=3, windows_key="label_mac_windows"),
             *flips,
         ]),
         "FgBgToIndicesd + RandCropByPosNegLabeld": Compose([
@@ -239,15 +247,15 @@ def bench_cache_size() -> None:
     indices = FgBgToIndicesd("label")({"label": label})
     t_indices = time.perf_counter() - start
     start = time.perf_counter()
-    centres = ProbabilisticCropCentres()(label)
-    t_centres = time.perf_counter() - start
+    centers = ProbabilisticCropCenters()(label)
+    t_centers = time.perf_counter() - start
     fgbg = nbytes(indices["label_fg_indices"]) + nbytes(indices["label_bg_indices"])
     print(f"  MaskAwareWindows record (rho=0.25): {nbytes(windows):>12,d} bytes  ({len(windows['starts'])} windows, "
           f"precompute {t_windows:.2f} s)")
     print(f"  MONAI FgBgToIndicesd fg+bg indices: {fgbg:>12,d} bytes  (precompute {t_indices:.2f} s)"
           f"  -> {fgbg / max(nbytes(windows), 1):,.0f}x the MAC record")
-    print(f"  ProbabilisticCropCentres record:    {nbytes(centres):>12,d} bytes  ({len(centres['cdf'])} foreground "
-          f"voxels, precompute {t_centres:.2f} s)")
+    print(f"  ProbabilisticCropCenters record:    {nbytes(centers):>12,d} bytes  ({len(centers['cdf'])} foreground "
+          f"voxels, precompute {t_centers:.2f} s)")
 
 
 def main() -> None:

@@ -140,107 +140,65 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-PREPARE_DATASETS = ("kvasir", "clinicdb", "isic2018", "synapse", "acdc")
-
-
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    from monai_imbalance.apps.registry import DATASETS
+
     p = sub.add_parser(
         "prepare",
-        help="check a dataset folder (Kvasir-SEG, CVC-ClinicDB, ISIC 2018, Synapse, ACDC) and write a MONAI datalist",
+        help="check a dataset folder (" + ", ".join(spec.title for spec in DATASETS.values()) + ") and write a "
+        "MONAI datalist",
         description="Check a dataset in its official layout (counts, image/mask pairs, readable files, mask values), "
         "downloading it first with --download where an official URL exists, and write a MONAI datalist JSON with the "
-        "chosen split. --synthetic first writes a SYNTHETIC look-alike of the layout into --root.",
+        "chosen split. --synthetic first writes a SYNTHETIC look-alike of the layout into --root. One sub-command per "
+        "dataset: `monai-imbalance prepare <dataset> --help` lists its options.",
     )
-    p.add_argument("dataset", choices=PREPARE_DATASETS)
-    p.add_argument("--root", required=True, help="dataset folder (see each dataset's layout in the docs)")
-    p.add_argument("--out", default=None, help="datalist JSON to write (default: inside the dataset folder)")
-    p.add_argument("--download", action="store_true", help="download from the official location first")
-    p.add_argument("--split", default=None, help="kvasir: pranet|kvasir_seg|kfold; clinicdb: external|pranet|kfold; "
-                   "isic2018: official|kfold|holdout; acdc: ssl4mis|kfold (default: the first)")
-    p.add_argument("--fold", type=int, default=0)
-    p.add_argument("--num-folds", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--split-files", nargs=2, default=None, metavar=("TRAIN", "VAL"),
-                   help="kvasir_seg split: the official train.txt and val.txt")
-    p.add_argument("--val-fraction", type=float, default=0.0, help="kvasir pranet split: training share held out")
-    p.add_argument("--holdout", type=float, nargs=3, default=(0.7, 0.1, 0.2), help="isic2018 holdout fractions")
-    p.add_argument("--cache-size", type=int, default=0, help="isic2018: resized copies with this longest side")
-    p.add_argument("--cache-dir", default=None, help="isic2018: where the resized copies go (default ROOT/resized)")
-    p.add_argument("--from-raw", action="store_true",
-                   help="synapse: convert raw BTCV NIfTI (img/, label/) into TransUNet's form; acdc: raw NIfTI form")
-    p.add_argument("--preprocessed-dir", default=None, help="synapse --from-raw output (default ROOT/Synapse)")
-    p.add_argument("--val-cases", nargs="+", default=None, help="synapse: training cases held out for validation")
-    p.add_argument("--num-val-cases", type=int, default=2, help="synapse: cases held out when --val-cases is not given")
-    p.add_argument("--val-volumes", action="store_true", help="synapse: validation as stacked h5 volumes")
-    p.add_argument("--form", choices=("auto", "raw", "h5"), default="auto", help="acdc layout")
-    p.add_argument("--volumes", action="store_true", help="acdc raw form: training items are volumes, not slices")
-    p.add_argument("--check", choices=("full", "header", "images"), default="full",
-                   help="full: decode masks/labels; images: also every image; header: headers only")
-    p.add_argument("--lenient-masks", action="store_true",
-                   help="binarise grey lossless masks at 127 instead of failing")
-    p.add_argument("--no-count-check", action="store_true", help="do not compare counts with the official numbers")
-    p.add_argument("--num-workers", type=int, default=0, help="reader threads")
-    p.add_argument("--synthetic", action="store_true", help="first write a SYNTHETIC look-alike into --root")
-    p.add_argument("--num-images", type=int, default=None,
-                   help="--synthetic size: images (kvasir, clinicdb, isic2018 training) or patients (acdc)")
-    p.set_defaults(func=_run_prepare)
+    datasets = p.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    for spec in DATASETS.values():
+        d = datasets.add_parser(spec.name, help=spec.description or spec.title,
+                                description=f"Check {spec.title} in its real layout and write a MONAI datalist JSON.")
+        d.add_argument("--root", required=True, help="dataset folder, in the dataset's own layout")
+        d.add_argument("--out", default=None, help="datalist JSON to write (default: inside the dataset folder)")
+        d.add_argument("--download", action="store_true", help="download from the official location first")
+        d.add_argument("--split", default=None, choices=spec.splits, help=f"default: {spec.default_split}")
+        d.add_argument("--fold", type=int, default=0, help="k-fold splits: the validation fold (0-based)")
+        d.add_argument("--num-folds", type=int, default=5)
+        d.add_argument("--seed", type=int, default=0)
+        d.add_argument("--check", choices=spec.checks, default="full",
+                       help="full: decode masks/labels; images: also every image; header: headers only")
+        d.add_argument("--no-count-check", action="store_true", help="do not compare counts with the official numbers")
+        d.add_argument("--num-workers", type=int, default=0, help="reader threads")
+        d.add_argument("--synthetic", action="store_true", help="first write a SYNTHETIC look-alike into --root")
+        if spec.lookalike_size:
+            d.add_argument("--num-images", type=int, default=None,
+                           help=f"--synthetic size ({spec.lookalike_size.replace('_', ' ')})")
+        for option in spec.options:
+            kwargs = dict(option.cli)
+            if kwargs.get("action") == "boolean":
+                kwargs["action"] = argparse.BooleanOptionalAction
+            kwargs.setdefault("default", None)
+            d.add_argument(option.flag, dest=option.name, help=option.help, **kwargs)
+        d.set_defaults(func=_run_prepare)
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from monai_imbalance.apps import acdc, clinicdb, isic, kvasir, synapse
+    from monai_imbalance.apps.registry import get_dataset, prepare_dataset
 
+    spec = get_dataset(args.dataset)
+    options = {o.name: getattr(args, o.name) for o in spec.options if getattr(args, o.name) is not None}
     root = Path(args.root)
     if args.synthetic:
-        from monai_imbalance.apps.lookalike import write_lookalike
-
         if root.exists() and any(root.iterdir()):
             raise ValueError(f"--synthetic writes a look-alike into --root, but {root} is not empty")
-        kwargs: dict = {}
-        if args.dataset == "synapse":
-            kwargs["form"] = "raw" if args.from_raw else "preprocessed"
-        elif args.dataset == "acdc":
-            kwargs["form"] = "h5" if args.form == "h5" else "raw"
-        if args.num_images is not None:
-            key = {"isic2018": "num_training", "acdc": "patients", "synapse": None}.get(args.dataset, "num_images")
-            if key == "patients":
-                kwargs[key] = range(1, args.num_images + 1)
-            elif key:
-                kwargs[key] = args.num_images
-        root = write_lookalike(args.dataset, root, **kwargs)
-        print(f"SYNTHETIC look-alike of {args.dataset} written to {root}")
-    expected = None if args.no_count_check else "auto"
-    common = {"out": args.out, "download": args.download, "check": args.check, "num_workers": args.num_workers}
-    if args.dataset == "kvasir":
-        path = kvasir.prepare_kvasir(root, split=args.split or "pranet", fold=args.fold, num_folds=args.num_folds,
-                                     seed=args.seed, split_files=args.split_files, val_fraction=args.val_fraction,
-                                     expected_count=expected, **common)
-    elif args.dataset == "clinicdb":
-        path = clinicdb.prepare_clinicdb(root, split=args.split or "external", fold=args.fold,
-                                         num_folds=args.num_folds, seed=args.seed, expected_count=expected,
-                                         strict_masks=not args.lenient_masks, **common)
-    elif args.dataset == "isic2018":
-        path = isic.prepare_isic2018(root, split=args.split or "official", fold=args.fold, num_folds=args.num_folds,
-                                     seed=args.seed, holdout=args.holdout, cache_size=args.cache_size or None,
-                                     cache_dir=args.cache_dir, expected_count=expected,
-                                     strict_masks=not args.lenient_masks, **common)
-    elif args.dataset == "synapse":
-        if args.split not in (None, "transunet"):
-            raise ValueError(f"synapse has one split, 'transunet' (validation cases: --val-cases), got {args.split!r}")
-        if args.check == "images":
-            raise ValueError("synapse --check must be 'full' or 'header'")
-        path = synapse.prepare_synapse(root, from_raw=args.from_raw, preprocessed_dir=args.preprocessed_dir,
-                                       val_cases=args.val_cases, num_val_cases=args.num_val_cases, seed=args.seed,
-                                       val_volumes=args.val_volumes, expected=expected, **common)
-    else:
-        if args.check == "images":
-            raise ValueError("acdc --check must be 'full' or 'header'")
-        form = "raw" if args.from_raw else args.form
-        path = acdc.prepare_acdc(root, split=args.split or "ssl4mis", form=form, slices=not args.volumes,
-                                 fold=args.fold, num_folds=args.num_folds, seed=args.seed, expected_count=expected,
-                                 **common)
+        root = spec.write_lookalike(root, num_images=getattr(args, "num_images", None), options=options)
+        print(f"SYNTHETIC look-alike of {spec.name} written to {root}")
+    path = prepare_dataset(
+        spec.name, root, args.out, split=args.split, download=args.download, fold=args.fold,
+        num_folds=args.num_folds, seed=args.seed, expected_count=None if args.no_count_check else "auto",
+        check=args.check, num_workers=args.num_workers, **options,
+    )
     data = json.loads(Path(path).read_text())
     counts = ", ".join(f"{k} {data[f'num{k.capitalize()}']}" for k in ("training", "validation", "test"))
     flag = "SYNTHETIC " if data.get("synthetic") else ""

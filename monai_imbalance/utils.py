@@ -11,13 +11,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.utils import ensure_tuple_rep
 
-__all__ = ["to_numpy", "validate_label", "describe_source", "ensure_int_sequence"]
+__all__ = ["to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "smallest_uint_dtype"]
+
+#: elements compared at a time when checking that a converted label kept its values (no full-size temporary)
+_COMPARE_CHUNK = 1 << 18
 
 
 def to_numpy(data: Any) -> np.ndarray:
     """Return ``data`` (numpy array, torch tensor, MetaTensor, nested sequence) as a numpy array without copying
     where possible. Tensors are detached and moved to the CPU."""
+    # not monai.utils.convert_to_numpy: it copies every array that is not C-contiguous (np.ascontiguousarray), e.g.
+    # Fortran-ordered labels read through ITK or PIL, which the callers here read as they lie
     if isinstance(data, torch.Tensor):
         # MetaTensor is a torch.Tensor subclass: as_tensor() drops the metadata so numpy() is a plain view
         tensor = data.as_tensor() if hasattr(data, "as_tensor") else data
@@ -28,6 +34,32 @@ def to_numpy(data: Any) -> np.ndarray:
 def describe_source(source: Any) -> str:
     """Short text naming where a label came from, for error messages."""
     return "" if source is None else f" in {source}"
+
+
+def smallest_uint_dtype(bound: int) -> type[np.unsignedinteger]:
+    """Narrowest unsigned integer dtype that holds every value in ``0..bound``."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if bound <= np.iinfo(dtype).max:
+            return dtype
+    return np.uint64
+
+
+def _all_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """``np.array_equal(a, b)`` for arrays of one shape, compared a chunk at a time where both lie contiguously
+    in the same order, so that no full-size boolean temporary is made."""
+    for order, flag in (("C", "C_CONTIGUOUS"), ("F", "F_CONTIGUOUS")):
+        if a.flags[flag] and b.flags[flag]:
+            flat_a, flat_b = a.ravel(order), b.ravel(order)  # views
+            return all(
+                np.array_equal(flat_a[i : i + _COMPARE_CHUNK], flat_b[i : i + _COMPARE_CHUNK])
+                for i in range(0, flat_a.size, _COMPARE_CHUNK)
+            )
+    return bool(np.array_equal(a, b))
+
+
+def _non_integer_examples(arr: np.ndarray) -> list[float]:
+    """Up to 5 distinct non-whole values of a float array (error path only: makes full-size temporaries)."""
+    return np.unique(arr[arr != np.rint(arr)])[:5].tolist()
 
 
 def validate_label(
@@ -42,6 +74,10 @@ def validate_label(
     ``< num_classes``. Float labels with whole values (NIfTI files often store labels as float32; Synapse npz
     files store them as float) are accepted and cast.
 
+    The values are checked without a wider copy of the label: its minimum and maximum are read in place, and a
+    float label is cast to the smallest unsigned dtype that holds its maximum (``uint8`` for up to 256 classes,
+    a quarter of a float32 label's memory) and compared with the original a chunk at a time.
+
     Args:
         label: label map of any shape, numpy, torch or MetaTensor.
         num_classes: number of classes including background, or None to skip the upper bound.
@@ -49,7 +85,8 @@ def validate_label(
         source: where the label came from (a file path, a datalist index), named in error messages.
 
     Returns:
-        ``np.ndarray`` of dtype ``int64`` (or the input's integer dtype when it is already integer).
+        ``np.ndarray``: the input's own array (no copy) when it is already integer; a ``uint8`` view of a bool
+        label; for a float label, a copy in the smallest sufficient unsigned dtype (``uint8``, ``uint16``, ...).
 
     Raises:
         ValueError: when the label holds NaN/inf, non-integer, negative values or values ``>= num_classes``.
@@ -58,24 +95,28 @@ def validate_label(
     arr = to_numpy(label)
     where = describe_source(source)
     if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
+        arr = arr.view(np.uint8)
     elif not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"{name}{where} must be numeric, got dtype {arr.dtype}.")
     if arr.size == 0:
         raise ValueError(f"{name}{where} is empty (shape {tuple(arr.shape)}).")
+    lo, hi = arr.min(), arr.max()
     if not np.issubdtype(arr.dtype, np.integer):
-        if not np.all(np.isfinite(arr)):
+        if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN propagates through min and max
             raise ValueError(f"{name}{where} contains NaN or infinite values; labels must be class indices.")
-        rounded = np.rint(arr)
-        bad = arr != rounded
-        if bad.any():
-            examples = np.unique(arr[bad])[:5].tolist()
-            raise ValueError(
-                f"{name}{where} has non-integer values (e.g. {examples}); labels must hold class indices. "
-                "Interpolated labels need nearest-neighbour resampling; probability maps need thresholding."
-            )
-        arr = rounded.astype(np.int64)
-    lo, hi = int(arr.min()), int(arr.max())
+        if hi >= 2**63:
+            raise ValueError(f"{name}{where} has value {hi}, too large for a class index.")
+        converted = arr.astype(smallest_uint_dtype(int(hi))) if lo >= 0 else None
+        if converted is None or not _all_equal(converted, arr):
+            examples = _non_integer_examples(arr)
+            if examples:
+                raise ValueError(
+                    f"{name}{where} has non-integer values (e.g. {examples}); labels must hold class indices. "
+                    "Interpolated labels need nearest-neighbour resampling; probability maps need thresholding."
+                )
+        if converted is not None:
+            arr = converted
+    lo, hi = int(lo), int(hi)
     if lo < 0:
         raise ValueError(f"{name}{where} has negative values (min {lo}); labels must be class indices >= 0.")
     if num_classes is not None and hi >= num_classes:
@@ -87,14 +128,14 @@ def validate_label(
 
 
 def ensure_int_sequence(value: int | Sequence[int], ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
-    """Expand an int or a per-axis sequence to ``ndim`` ints, each ``>= minimum``; ``ValueError`` naming ``name``
-    otherwise."""
-    if isinstance(value, (int, np.integer)):
-        values = (int(value),) * ndim
-    else:
-        values = tuple(int(v) for v in value)
-        if len(values) != ndim:
-            raise ValueError(f"{name} must be an int or {ndim} values (one per spatial axis), got {tuple(value)}.")
+    """``monai.utils.ensure_tuple_rep(value, ndim)`` as ints, each ``>= minimum``; ``ValueError`` naming ``name``
+    otherwise (MONAI's message names neither the argument nor the axes)."""
+    try:
+        values = tuple(int(v) for v in ensure_tuple_rep(value, ndim))
+    except ValueError:
+        raise ValueError(
+            f"{name} must be an int or {ndim} values (one per spatial axis), got {tuple(value)}."
+        ) from None
     if any(v < minimum for v in values):
         raise ValueError(f"{name} must be >= {minimum} on every axis, got {values}.")
     return values

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 import torch
@@ -13,13 +15,45 @@ from monai_imbalance.utils import ensure_int_sequence, to_numpy, validate_label
 )
 def test_validate_label_accepts_numpy_torch_metatensor(label):
     out = validate_label(label, num_classes=3)
-    assert isinstance(out, np.ndarray)
+    assert out.dtype == np.int64  # an integer label comes back as it is
     np.testing.assert_array_equal(out, [[0, 1], [2, 1]])
 
 
-def test_validate_label_casts_whole_floats_and_bools():
-    np.testing.assert_array_equal(validate_label(np.array([0.0, 2.0], dtype=np.float32)), [0, 2])
-    assert validate_label(np.array([True, False])).tolist() == [1, 0]
+def test_validate_label_casts_whole_floats_and_bools_to_the_smallest_unsigned_dtype():
+    out = validate_label(np.array([0.0, 2.0], dtype=np.float32))
+    assert out.dtype == np.uint8 and out.tolist() == [0, 2]
+    wide = validate_label(np.array([[0.0, 300.0], [7.0, 1.0]]))
+    assert wide.dtype == np.uint16 and wide.tolist() == [[0, 300], [7, 1]]
+    fortran = validate_label(np.asfortranarray(np.arange(12.0).reshape(3, 4)))
+    assert fortran.dtype == np.uint8 and fortran.tolist() == np.arange(12).reshape(3, 4).tolist()
+    assert validate_label(np.arange(8.0)[::2]).tolist() == [0, 2, 4, 6]  # strided
+    bools = validate_label(np.array([True, False]))
+    assert bools.dtype == np.uint8 and bools.tolist() == [1, 0]
+    label = np.array([[0, 3]], dtype=np.int16)
+    assert validate_label(label) is label  # no copy
+
+
+def test_validate_label_makes_no_int64_copy_of_a_float32_label():
+    label = np.zeros((1, 128, 128, 64), dtype=np.float32)  # 4 MiB
+    label[0, 20:90, 30:100, 5:50] = 2.0
+    tracemalloc.start()
+    try:
+        out = validate_label(label, num_classes=3)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.dtype == np.uint8 and int(out.max()) == 2 and int(out.sum()) == 2 * 70 * 70 * 45
+    # the uint8 result (1 byte per voxel) and chunk-sized temporaries; an int64 copy would be 8 bytes per voxel
+    assert peak < 1.25 * label.size + (1 << 20), peak
+
+
+def test_validate_label_non_integer_values_after_a_chunk():
+    label = np.zeros(1 << 20, dtype=np.float32)
+    label[-1] = 0.5  # only in the last comparison chunk
+    with pytest.raises(ValueError, match=r"non-integer values \(e.g. \[0.5\]\)"):
+        validate_label(label)
+    with pytest.raises(ValueError, match=r"non-integer values \(e.g. \[-0.25\]\)"):
+        validate_label(np.array([0.0, -0.25]))  # the non-integer value is named before the negative one
 
 
 @pytest.mark.parametrize(
@@ -27,6 +61,8 @@ def test_validate_label_casts_whole_floats_and_bools():
     [
         (np.array([0.0, 0.5]), None, "non-integer values"),
         (np.array([0.0, np.nan]), None, "NaN or infinite"),
+        (np.array([0.0, np.inf]), None, "NaN or infinite"),
+        (np.array([-1.0, 0.0]), None, "negative values"),
         (np.array([0, -1]), None, "negative values"),
         (np.array([0, 3]), 3, "has value 3 but num_classes=3"),
         (np.array([0, 255], dtype=np.uint8), 2, "threshold=127"),
@@ -44,12 +80,18 @@ def test_validate_label_errors_name_the_problem(label, num_classes, match):
 def test_ensure_int_sequence():
     assert ensure_int_sequence(4, 3, "roi_size") == (4, 4, 4)
     assert ensure_int_sequence((2, 5), 2, "roi_size") == (2, 5)
+    assert ensure_int_sequence(np.array([3, 1]), 2, "stride") == (3, 1)
+    assert ensure_int_sequence(0, 2, "offset", minimum=0) == (0, 0)
     with pytest.raises(ValueError, match="roi_size must be an int or 3 values"):
         ensure_int_sequence((2, 5), 3, "roi_size")
     with pytest.raises(ValueError, match="stride must be >= 1"):
         ensure_int_sequence(0, 2, "stride")
 
 
-def test_to_numpy_detaches_tensors():
+def test_to_numpy_detaches_tensors_and_keeps_the_layout():
     t = torch.ones(2, requires_grad=True)
     assert to_numpy(t * 2).tolist() == [2.0, 2.0]
+    meta = MetaTensor(torch.arange(6).reshape(2, 3))
+    assert to_numpy(meta).tolist() == [[0, 1, 2], [3, 4, 5]]
+    fortran = np.asfortranarray(np.arange(6).reshape(2, 3))
+    assert to_numpy(fortran) is fortran  # no contiguous copy (what monai.utils.convert_to_numpy would make)

@@ -41,9 +41,17 @@ from typing import Any
 
 import numpy as np
 
-from .checks import LayoutProblems, class_indices, read_synthetic_marker, require_dir, resolve_expected, thread_map
-from .datalist import write_datalist
+from .checks import (
+    SKIP_COUNT_CHECK,
+    LayoutProblems,
+    class_indices,
+    read_synthetic_marker,
+    require_dir,
+    resolve_expected,
+    thread_map,
+)
 from .download import Resource, download_resources
+from .registry import DatasetSections, prepare_dataset
 from .splits import fixed_split, kfold_split, natural_key
 
 __all__ = [
@@ -93,11 +101,6 @@ ACDC_TEST_PATIENTS = tuple(f"patient{n:03d}" for n in (
     11, 13, 84, 33, 93, 22, 68, 24, 83, 81, 80, 1, 7, 66, 8, 65, 75, 64, 59, 52,
 ))
 ACDC_SPLITS = ("ssl4mis", "kfold")
-#: how to skip the count checks, named in their messages
-SKIP_COUNT_CHECK = (
-    " (a subset on purpose? skip the count checks: acdc_items(..., expected_count=None), `monai-imbalance prepare "
-    "acdc --no-count-check`, or in a bundle `--expected_count null`)"
-)
 _PATIENT = re.compile(r"^patient(\d{3})$")
 _VOLUME = re.compile(r"^(patient\d{3})_frame(\d{2})$")
 _SLICE = re.compile(r"^(patient\d{3})_frame(\d{2})_slice_(\d+)$")
@@ -521,36 +524,41 @@ def download_acdc(root: str | os.PathLike, progress: bool = True) -> Path:
     return download_resources([ACDC_RESOURCE], root, progress=progress)[0]
 
 
-def prepare_acdc(
+def acdc_sections(
     root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
     split: str = "ssl4mis",
-    form: str = "auto",
-    slices: bool = True,
-    download: bool = False,
     fold: int = 0,
     num_folds: int = 5,
     seed: int = 0,
     expected_count: int | str | None = "auto",
     check: str = "full",
     num_workers: int = 0,
-) -> Path:
-    """Check an ACDC folder (downloading it first when asked) and write a MONAI datalist JSON (default
-    ``datalist_acdc_<split>.json`` beside ``training/`` or in the HDF5 folder). See :func:`acdc_items` and
-    :func:`acdc_split`."""
-    if download:
-        download_acdc(root)
-    items = acdc_items(root, form=form, expected_count=expected_count, check=check, num_workers=num_workers)
-    sections, info = acdc_split(items, split, fold=fold, num_folds=num_folds, seed=seed, slices=slices)
+    form: str | None = None,
+    slices: bool | None = None,
+) -> DatasetSections:
+    """Check an ACDC folder (raw NIfTI or SSL4MIS HDF5 form) and split it (the dataset's entry of
+    :mod:`monai_imbalance.apps.registry`). See :func:`acdc_items` and :func:`acdc_split` for the arguments."""
+    items = acdc_items(root, form=form or "auto", expected_count=expected_count, check=check,
+                       num_workers=num_workers)
+    sections, info = acdc_split(items, split, fold=fold, num_folds=num_folds, seed=seed,
+                                slices=True if slices is None else slices)
     _, folder = find_acdc_layout(root)
     suffix = f"_fold{fold}" if split == "kfold" else ""
     home = folder.parent if items["form"] == "raw" else folder  # next to training/, not among the patients
-    out = Path(out) if out else home / f"datalist_acdc_{split}{suffix}.json"
     synthetic = (read_synthetic_marker(folder) or read_synthetic_marker(folder.parent)) is not None
-    return write_datalist(
-        out, sections, name="ACDC", description=f"ACDC cine-MRI ({items['form']} form), {split} split: "
-        f"{info['counts']}. Labels RV=1, MYO=2, LV=3; spacing kept (anisotropic, resample in-plane only).",
-        split=info, labels=ACDC_LABELS, synthetic=synthetic, tensor_image_size="3D (2-D slice training)",
-        modality={"0": "cine-MRI"}, reference=ACDC_REFERENCE, licence="see the ACDC database page (research use)",
-        source=ACDC_PAGE, form=items["form"], layout=items["layout"]["description"], label_values=ACDC_LABEL_VALUES,
+    datalist = dict(
+        name="ACDC", description=f"ACDC cine-MRI ({items['form']} form), {split} split: {info['counts']}. Labels "
+        "RV=1, MYO=2, LV=3; spacing kept (anisotropic, resample in-plane only).", labels=ACDC_LABELS,
+        synthetic=synthetic, tensor_image_size="3D (2-D slice training)", modality={"0": "cine-MRI"},
+        reference=ACDC_REFERENCE, licence="see the ACDC database page (research use)", source=ACDC_PAGE,
+        form=items["form"], label_values=ACDC_LABEL_VALUES,
     )
+    return DatasetSections(sections, info, datalist, home / f"datalist_acdc_{split}{suffix}.json",
+                           layout=items["layout"]["description"])
+
+
+def prepare_acdc(root: str | os.PathLike, out: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Check an ACDC folder (downloading it first with ``download=True``) and write a MONAI datalist JSON (default
+    ``datalist_acdc_<split>.json`` beside ``training/`` or in the HDF5 folder); return its path. Arguments:
+    :func:`acdc_sections`."""
+    return prepare_dataset("acdc", root, out, **kwargs)

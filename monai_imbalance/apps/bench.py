@@ -109,7 +109,8 @@ def parse_setups(
     ``setups``: the MAC paper's names (NC, RC, PC, MAC, NCW, RCW) or ``crop/loss`` pairs (``mac/dbce``);
     ``losses``: loss names (``ce,dbce,dice_ce``), each with the bundle's own crop.
     """
-    from monai_imbalance.engines.setups import CROP_NAMES, LOSS_NAMES, paper_setup
+    from monai_imbalance.engines.registry import CROPS, LOSSES, get_loss_spec
+    from monai_imbalance.engines.setups import paper_setup
 
     def split(value: str | Sequence[str] | None) -> list[str]:
         if value is None:
@@ -121,16 +122,13 @@ def parse_setups(
     for name in split(setups):
         if "/" in name:
             crop, loss = (p.strip().lower() for p in name.split("/", 1))
-            if crop not in CROP_NAMES or loss not in LOSS_NAMES:
-                raise ValueError(f"setup {name!r}: crop must be one of {list(CROP_NAMES)} and loss one of "
-                                 f"{list(LOSS_NAMES)}.")
+            if crop not in CROPS or loss not in LOSSES:
+                raise ValueError(f"setup {name!r}: crop must be one of {list(CROPS)} and loss one of {list(LOSSES)}.")
             out[name] = {"crop": crop, "loss": loss}
         else:
             out[name.upper()] = paper_setup(name)
     for loss in split(losses):
-        if loss.lower() not in LOSS_NAMES:
-            raise ValueError(f"unknown loss {loss!r}: expected one of {list(LOSS_NAMES)}.")
-        out[loss.lower()] = {"loss": loss.lower()}
+        out[loss.lower()] = {"loss": get_loss_spec(loss).name}
     if not out:
         raise ValueError("bench needs at least one setup (--setups NC,RC,... or --losses ce,dbce,...).")
     return out
@@ -246,7 +244,7 @@ def read_evaluation(eval_dir: str | os.PathLike) -> dict[str, float]:
             return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
     report_path = eval_dir / "volumetric_report.json"
     if report_path.is_file():
-        from monai_imbalance.engines.volumetric import flat_volume_metrics
+        from monai_imbalance.metrics.volumetric import flat_volume_metrics
 
         report = json.loads(report_path.read_text())
         metrics = flat_volume_metrics(report, "val_")
@@ -478,16 +476,17 @@ def bundle_alpha_evaluator(
     weight), on top of ``loss_params``, in ``out_dir/alpha_<value>``; returns the evaluation's metrics with the
     DIBE paper's names added: ``oii``, ``iou`` and ``pa`` (its pixel accuracy ``TP / (TP + FP)`` is the precision).
     """
-    from monai_imbalance.engines.setups import DEFAULT_LOSS_PARAMS, LOSS_NAMES
+    from monai_imbalance.engines.registry import LOSSES
 
     name = str(loss).lower()
-    if name not in LOSS_NAMES or "alpha" not in DEFAULT_LOSS_PARAMS.get(name, {}):
-        tunable = [n for n in LOSS_NAMES if "alpha" in DEFAULT_LOSS_PARAMS.get(n, {})]
+    if name not in LOSSES or not LOSSES[name].tunable:
+        tunable = [n for n, spec in LOSSES.items() if spec.tunable]
         raise ValueError(f"loss {loss!r} has no alpha/beta to tune; tunable losses: {tunable}.")
+    defaults = dict(LOSSES[name].defaults)
     out = Path(out_dir)
 
     def evaluate(alpha: float) -> dict[str, float]:
-        params = {**DEFAULT_LOSS_PARAMS[name], **dict(loss_params or {}), "alpha": alpha, "beta": round(1 - alpha, 10)}
+        params = {**defaults, **dict(loss_params or {}), "alpha": alpha, "beta": round(1 - alpha, 10)}
         overrides = {"loss": name, "fold": str(fold), f"loss_params#{name}": json.dumps(params, sort_keys=True)}
         run_dir = out / f"alpha_{alpha:g}"
         record = run_dir / "result.json"

@@ -30,6 +30,7 @@ __all__ = [
     "check_image_mask_pairs",
     "check_binary_mask",
     "resolve_expected",
+    "SKIP_COUNT_CHECK",
     "thread_map",
     "class_indices",
 ]
@@ -109,6 +110,13 @@ def read_synthetic_marker(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(record, dict) or "counts" not in record:
         raise DatasetLayoutError(f"{path} is not a monai_imbalance look-alike marker (no counts).")
     return record
+
+
+#: how to skip the count checks, appended to their messages
+SKIP_COUNT_CHECK = (
+    " (a subset on purpose? skip the count checks: expected_count=None, `monai-imbalance prepare <dataset> "
+    "--no-count-check`, or in a bundle `--expected_count None`)"
+)
 
 
 def resolve_expected(expected: Any, marker: Mapping[str, Any] | None, key: str, real: Any) -> Any:

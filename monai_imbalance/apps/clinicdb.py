@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import (
+    SKIP_COUNT_CHECK,
     LayoutProblems,
     check_image_mask_pairs,
     files_by_id,
@@ -32,8 +33,8 @@ from .checks import (
     require_dir,
     resolve_expected,
 )
-from .datalist import write_datalist
 from .download import DownloadError
+from .registry import DatasetSections, prepare_dataset
 from .splits import fixed_split, items_by_ids, kfold_split, natural_key
 
 __all__ = [
@@ -113,7 +114,7 @@ def clinicdb_items(
     real = CLINICDB_NUM_IMAGES if layout == "original" else PRANET_CLINICDB_NUM_TEST
     expected = resolve_expected(expected_count, read_synthetic_marker(folder), "images", real)
     if expected is not None and len(pairs) != expected:
-        problems.add(f"found {len(pairs)} image/mask pairs ({layout} layout), expected {expected}")
+        problems.add(f"found {len(pairs)} image/mask pairs ({layout} layout), expected {expected}{SKIP_COUNT_CHECK}")
     problems.raise_if_any()
     items = []
     for key, image, mask in sorted(pairs, key=lambda p: natural_key(p[0])):
@@ -162,31 +163,34 @@ def download_clinicdb(root: str | os.PathLike) -> None:
     )
 
 
-def prepare_clinicdb(
+def clinicdb_sections(
     root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
     split: str = "external",
-    download: bool = False,
     fold: int = 0,
     num_folds: int = 5,
     seed: int = 0,
     expected_count: int | str | None = "auto",
     check: str = "full",
-    strict_masks: bool = True,
     num_workers: int = 0,
-) -> Path:
-    """Check a CVC-ClinicDB folder and write a MONAI datalist JSON (default ``<folder>/datalist_<split>.json``)."""
-    if download:
-        download_clinicdb(root)
+    strict_masks: bool = True,
+) -> DatasetSections:
+    """Check a CVC-ClinicDB folder and split it (the dataset's entry of :mod:`monai_imbalance.apps.registry`). See
+    :func:`clinicdb_items` and :func:`clinicdb_split` for the arguments."""
     items = clinicdb_items(root, expected_count=expected_count, check=check, strict_masks=strict_masks,
                            num_workers=num_workers)
     sections, info = clinicdb_split(items, split, fold=fold, num_folds=num_folds, seed=seed)
     folder = find_clinicdb_layout(root)[1].parent
     suffix = f"_fold{fold}" if split == "kfold" else ""
-    out = Path(out) if out else folder / f"datalist_{split}{suffix}.json"
-    return write_datalist(
-        out, sections, name="CVC-ClinicDB", description=f"CVC-ClinicDB polyp segmentation, {split} split: "
-        f"{info['counts']} ({items[0]['layout'] if items else '?'} layout).", split=info, labels=CLINICDB_LABELS,
+    datalist = dict(
+        name="CVC-ClinicDB", description=f"CVC-ClinicDB polyp segmentation, {split} split: {info['counts']} "
+        f"({items[0]['layout'] if items else '?'} layout).", labels=CLINICDB_LABELS,
         synthetic=read_synthetic_marker(folder) is not None, reference=CLINICDB_REFERENCE,
         licence="see the dataset page (research use)", modality={"0": "R", "1": "G", "2": "B"}, source=CLINICDB_PAGE,
     )
+    return DatasetSections(sections, info, datalist, folder / f"datalist_{split}{suffix}.json")
+
+
+def prepare_clinicdb(root: str | os.PathLike, out: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Check a CVC-ClinicDB folder and write a MONAI datalist JSON (default ``<folder>/datalist_<split>.json``);
+    return its path. Arguments: :func:`clinicdb_sections`."""
+    return prepare_dataset("clinicdb", root, out, **kwargs)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import (
+    SKIP_COUNT_CHECK,
     LayoutProblems,
     check_image_mask_pairs,
     files_by_id,
@@ -34,8 +35,8 @@ from .checks import (
     resolve_expected,
     thread_map,
 )
-from .datalist import write_datalist
 from .download import Resource, download_resources
+from .registry import DatasetSections, prepare_dataset
 from .splits import holdout_split, items_by_ids, kfold_split
 
 __all__ = [
@@ -142,7 +143,7 @@ def isic2018_items(
     info = check_image_mask_pairs(pairs, problems, check=check, strict_masks=strict_masks, num_workers=num_workers)
     expected = resolve_expected(expected_count, read_synthetic_marker(root), subset, ISIC2018_COUNTS[subset])
     if expected is not None and len(pairs) != expected:
-        problems.add(f"found {len(pairs)} {subset} image/mask pairs, expected {expected}")
+        problems.add(f"found {len(pairs)} {subset} image/mask pairs, expected {expected}{SKIP_COUNT_CHECK}")
     problems.raise_if_any()
     return [{"image": str(image.resolve()), "label": str(mask.resolve()), "id": key, "subset": subset,
              "height": info[key]["height"], "width": info[key]["width"]} for key, image, mask in sorted(pairs)]
@@ -292,33 +293,29 @@ def download_isic2018(
                               root, progress=progress)
 
 
-def prepare_isic2018(
+def isic2018_sections(
     root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
     split: str = "official",
-    download: bool = False,
     fold: int = 0,
     num_folds: int = 5,
     seed: int = 0,
-    holdout: Sequence[float] = (0.7, 0.1, 0.2),
-    cache_size: int | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    image_format: str = "jpg",
     expected_count: int | str | None = "auto",
     check: str = "full",
-    strict_masks: bool = True,
     num_workers: int = 0,
-) -> Path:
-    """Check the ISIC 2018 Task 1 folders present in ``root``, optionally build the resized cache, and write a
-    MONAI datalist JSON (default ``<root>/datalist_<split>[_<cache_size>px].json``).
+    strict_masks: bool = True,
+    holdout: Sequence[float] | None = None,
+    cache_size: int | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    image_format: str | None = None,
+) -> DatasetSections:
+    """Check the ISIC 2018 Task 1 folders present in ``root`` and split them, optionally through the resized cache
+    (the dataset's entry of :mod:`monai_imbalance.apps.registry`).
 
     The training folders must exist; the validation and test folders are used when present. ``cache_size`` (e.g.
-    1024) switches the datalist to :func:`isic2018_resized_cache` copies in ``cache_dir`` (default
-    ``<root>/resized``).
+    1024) switches the items to :func:`isic2018_resized_cache` copies in ``cache_dir`` (default ``<root>/resized``).
+    See :func:`isic2018_items` and :func:`isic2018_split` for the other arguments.
     """
     root = Path(root)
-    if download:
-        download_isic2018(root)
     subsets: dict[str, list[dict[str, Any]]] = {}
     for subset in ISIC2018_SUBSETS:
         image_name, mask_name = ISIC2018_FOLDERS[subset]
@@ -326,19 +323,27 @@ def prepare_isic2018(
             continue
         subsets[subset] = isic2018_items(root, subset, expected_count=expected_count, check=check,
                                          strict_masks=strict_masks, num_workers=num_workers)
-    sections, info = isic2018_split(subsets, split, fold=fold, num_folds=num_folds, seed=seed, holdout=holdout)
+    sections, info = isic2018_split(subsets, split, fold=fold, num_folds=num_folds, seed=seed,
+                                    holdout=holdout or (0.7, 0.1, 0.2))
     if cache_size:
         cache_root = Path(cache_dir) if cache_dir else root / "resized"
+        image_format = image_format or "jpg"
         for name in list(sections):
             sections[name] = isic2018_resized_cache(sections[name], cache_root, cache_size, image_format,
                                                     num_workers=num_workers)
         info["resized_cache"] = {"dir": str(cache_root), "longest_side": cache_size, "image_format": image_format}
     suffix = (f"_fold{fold}" if split == "kfold" else "") + (f"_{cache_size}px" if cache_size else "")
-    out = Path(out) if out else root / f"datalist_{split}{suffix}.json"
-    return write_datalist(
-        out, sections, name="ISIC 2018 Task 1", description=f"ISIC 2018 Task 1 lesion segmentation, {split} split: "
+    datalist = dict(
+        name="ISIC 2018 Task 1", description=f"ISIC 2018 Task 1 lesion segmentation, {split} split: "
         f"{info['counts']}" + (f", images resized to a longest side of {cache_size} px" if cache_size else "") + ".",
-        split=info, labels=ISIC2018_LABELS, synthetic=read_synthetic_marker(root) is not None,
-        reference=ISIC2018_REFERENCE, licence=ISIC2018_LICENCE, modality={"0": "R", "1": "G", "2": "B"},
-        source=ISIC2018_PAGE,
+        labels=ISIC2018_LABELS, synthetic=read_synthetic_marker(root) is not None, reference=ISIC2018_REFERENCE,
+        licence=ISIC2018_LICENCE, modality={"0": "R", "1": "G", "2": "B"}, source=ISIC2018_PAGE,
     )
+    return DatasetSections(sections, info, datalist, root / f"datalist_{split}{suffix}.json")
+
+
+def prepare_isic2018(root: str | os.PathLike, out: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Check the ISIC 2018 Task 1 folders (downloading them first with ``download=True``), optionally build the
+    resized cache, and write a MONAI datalist JSON (default ``<root>/datalist_<split>[_<cache_size>px].json``);
+    return its path. Arguments: :func:`isic2018_sections`."""
+    return prepare_dataset("isic2018", root, out, **kwargs)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .checks import (
+    SKIP_COUNT_CHECK,
     LayoutProblems,
     check_image_mask_pairs,
     files_by_id,
@@ -38,8 +39,8 @@ from .checks import (
     require_dir,
     resolve_expected,
 )
-from .datalist import write_datalist
 from .download import Resource, download_resources
+from .registry import DatasetSections, prepare_dataset
 from .splits import fixed_split, holdout_split, items_by_ids, kfold_split, read_id_list
 
 __all__ = [
@@ -154,7 +155,7 @@ def kvasir_items(
     info = check_image_mask_pairs(pairs, problems, check=check, num_workers=num_workers)
     expected = resolve_expected(expected_count, read_synthetic_marker(folder), "images", KVASIR_NUM_IMAGES)
     if expected is not None and len(pairs) != expected:
-        problems.add(f"found {len(pairs)} image/mask pairs, expected {expected}")
+        problems.add(f"found {len(pairs)} image/mask pairs, expected {expected}{SKIP_COUNT_CHECK}")
     problems.raise_if_any()
     items = []
     for key, image, mask in sorted(pairs):
@@ -230,38 +231,35 @@ def download_kvasir(root: str | os.PathLike, progress: bool = True) -> Path:
     return download_resources([KVASIR_RESOURCE], root, progress=progress)[0]
 
 
-def prepare_kvasir(
+def kvasir_sections(
     root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
     split: str = "pranet",
-    download: bool = False,
     fold: int = 0,
     num_folds: int = 5,
     seed: int = 0,
-    split_files: Sequence[str | os.PathLike] | None = None,
-    val_fraction: float = 0.0,
     expected_count: int | str | None = "auto",
     check: str = "full",
     num_workers: int = 0,
-) -> Path:
-    """Check a Kvasir-SEG folder (downloading it first when asked) and write a MONAI datalist JSON.
-
-    ``out`` defaults to ``<Kvasir-SEG>/datalist_<split>.json``. Returns the JSON path. See :func:`kvasir_items`
-    and :func:`kvasir_split` for the arguments.
-    """
-    if download:
-        download_kvasir(root)
+    split_files: Sequence[str | os.PathLike] | None = None,
+    val_fraction: float | None = None,
+) -> DatasetSections:
+    """Check a Kvasir-SEG folder and split it (the dataset's entry of :mod:`monai_imbalance.apps.registry`). See
+    :func:`kvasir_items` and :func:`kvasir_split` for the arguments."""
     folder = find_kvasir_root(root)
     items = kvasir_items(folder, expected_count=expected_count, check=check, num_workers=num_workers)
     sections, info = kvasir_split(items, split, fold=fold, num_folds=num_folds, seed=seed, split_files=split_files,
-                                  val_fraction=val_fraction)
-    marker = read_synthetic_marker(folder)
+                                  val_fraction=val_fraction or 0.0)
     suffix = f"_fold{fold}" if split == "kfold" else ""
-    out = Path(out) if out else folder / f"datalist_{split}{suffix}.json"
-    return write_datalist(
-        out, sections, name="Kvasir-SEG", description=f"Kvasir-SEG polyp segmentation, {split} split: "
-        f"{info['counts']}. Masks are 3-channel JPEGs: read as grey and threshold at 127.",
-        split=info, labels=KVASIR_LABELS, synthetic=marker is not None, reference=KVASIR_REFERENCE,
-        licence=KVASIR_LICENCE, modality={"0": "R", "1": "G", "2": "B"}, source=KVASIR_PAGE,
-        label_reading="grey > 127",
+    datalist = dict(
+        name="Kvasir-SEG", description=f"Kvasir-SEG polyp segmentation, {split} split: {info['counts']}. Masks are "
+        "3-channel JPEGs: read as grey and threshold at 127.", labels=KVASIR_LABELS,
+        synthetic=read_synthetic_marker(folder) is not None, reference=KVASIR_REFERENCE, licence=KVASIR_LICENCE,
+        modality={"0": "R", "1": "G", "2": "B"}, source=KVASIR_PAGE, label_reading="grey > 127",
     )
+    return DatasetSections(sections, info, datalist, folder / f"datalist_{split}{suffix}.json")
+
+
+def prepare_kvasir(root: str | os.PathLike, out: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Check a Kvasir-SEG folder (downloading it first with ``download=True``) and write a MONAI datalist JSON
+    (default ``<Kvasir-SEG>/datalist_<split>.json``); return its path. Arguments: :func:`kvasir_sections`."""
+    return prepare_dataset("kvasir", root, out, **kwargs)

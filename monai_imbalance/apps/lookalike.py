@@ -34,7 +34,6 @@ from .synapse import BTCV_LABELS, SYNAPSE_TEST_CASES, SYNAPSE_TRAIN_CASES
 from .synthetic import make_synthetic_pair
 
 __all__ = [
-    "LOOKALIKE_DATASETS",
     "write_kvasir_lookalike",
     "write_clinicdb_lookalike",
     "write_isic_lookalike",
@@ -42,9 +41,6 @@ __all__ = [
     "write_acdc_lookalike",
     "write_lookalike",
 ]
-
-LOOKALIKE_DATASETS = ("kvasir", "clinicdb", "isic2018", "synapse", "acdc")
-
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), *key]))
@@ -338,9 +334,16 @@ def write_acdc_lookalike(
 
 
 def write_lookalike(dataset: str, root: str | os.PathLike, **kwargs: Any) -> Path:
-    """Write the look-alike of ``dataset`` (one of :data:`LOOKALIKE_DATASETS`) and return the folder to prepare."""
-    writers = {"kvasir": write_kvasir_lookalike, "clinicdb": write_clinicdb_lookalike,
-               "isic2018": write_isic_lookalike, "synapse": write_synapse_lookalike, "acdc": write_acdc_lookalike}
-    if dataset not in writers:
-        raise ValueError(f"dataset must be one of {LOOKALIKE_DATASETS}, got {dataset!r}.")
-    return writers[dataset](root, **kwargs)
+    """Write the look-alike of a registered dataset (:mod:`monai_imbalance.apps.registry`) and return the folder to
+    prepare; ``kwargs`` go to its writer (e.g. ``num_images``, ``seed``, ``form``)."""
+    from .registry import get_dataset
+
+    return get_dataset(dataset).write_lookalike(root, **kwargs)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LOOKALIKE_DATASETS":  # every registered dataset has a look-alike
+        from .registry import dataset_names
+
+        return dataset_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

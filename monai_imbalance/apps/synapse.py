@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .checks import (
+    SKIP_COUNT_CHECK,
     LayoutProblems,
     class_indices,
     read_synthetic_marker,
@@ -41,8 +42,8 @@ from .checks import (
     thread_map,
     write_synthetic_marker,
 )
-from .datalist import write_datalist
 from .download import DownloadError
+from .registry import DatasetSections, prepare_dataset
 from .splits import holdout_split, natural_key
 
 __all__ = [
@@ -396,7 +397,7 @@ def synapse_items(
         got = {"train_cases": len(slices_per_case), "train_slices": len(train_names), "test_cases": len(test_cases)}
         for key, value in want.items():
             if value is not None and got[key] != value:
-                problems.add(f"found {got[key]} {key.replace('_', ' ')}, expected {value}")
+                problems.add(f"found {got[key]} {key.replace('_', ' ')}, expected {value}{SKIP_COUNT_CHECK}")
     elif expected is not None:
         raise ValueError(f"expected must be 'auto' or None, got {expected!r}.")
     problems.raise_if_any()
@@ -495,54 +496,84 @@ def synapse_split(
     return sections, info
 
 
-def prepare_synapse(
+def download_synapse(root: str | os.PathLike) -> None:
+    """Synapse/BTCV needs a synapse.org account: always raises :class:`DownloadError` with instructions."""
+    raise DownloadError(
+        f"Synapse/BTCV needs a synapse.org account and cannot be downloaded automatically: sign up at "
+        f"{SYNAPSE_PAGE}, download the Abdomen RawData (img/, label/) into {root} and run with --from-raw, or put "
+        "TransUNet's preprocessed train_npz/, test_vol_h5/ and lists_Synapse/ there."
+    )
+
+
+def synapse_sections(
     root: str | os.PathLike,
-    out: str | os.PathLike | None = None,
+    split: str = "transunet",
+    fold: int = 0,
+    num_folds: int = 5,
+    seed: int = 0,
+    expected_count: str | None = "auto",
+    check: str = "full",
+    num_workers: int = 0,
     from_raw: bool = False,
     preprocessed_dir: str | os.PathLike | None = None,
     test_cases: Sequence[str] = SYNAPSE_TEST_CASES,
     list_dir: str | os.PathLike | None = None,
     val_cases: Sequence[str] | None = None,
-    num_val_cases: int = 2,
-    seed: int = 0,
+    num_val_cases: int | None = None,
     val_volumes: bool = False,
-    download: bool = False,
-    expected: str | None = "auto",
-    check: str = "full",
-    num_workers: int = 0,
-) -> Path:
-    """Check the Synapse folder (after converting raw BTCV files when ``from_raw``) and write a datalist JSON.
+    cache_dir: str | os.PathLike | None = None,
+) -> DatasetSections:
+    """Check the Synapse folder (after converting raw BTCV files when ``from_raw``) and split it (the dataset's
+    entry of :mod:`monai_imbalance.apps.registry`; one split, TransUNet's; ``fold``/``num_folds`` are unused).
 
     Args:
         root: TransUNet's ``Synapse`` folder, or with ``from_raw`` the BTCV download (``img/``, ``label/``).
         preprocessed_dir: where ``from_raw`` writes the converted form (default ``<root>/Synapse``).
         test_cases: with ``from_raw``: the cases written as test volumes (default the 12 Synapse test cases).
-        val_volumes: also stack the held-out validation cases into ``<data>/val_vol_h5`` volumes and list those
-            (instead of slices) under ``validation``, for volumetric validation.
-        out: the JSON (default ``<data>/datalist_synapse.json``).
-        download: the data need a Synapse account: raises :class:`DownloadError` with instructions.
+        val_cases, num_val_cases (default 2), seed: the held-out validation cases (:func:`synapse_split`).
+        val_volumes: stack the held-out validation cases into ``<cache_dir>/val_vol_h5`` volumes (default
+            ``cache_dir``: the data folder) and list those instead of slices, for volumetric validation.
+        expected_count, check, num_workers: as :func:`synapse_items` (``expected``).
     """
-    if download:
-        raise DownloadError(
-            f"Synapse/BTCV needs a synapse.org account and cannot be downloaded automatically: sign up at "
-            f"{SYNAPSE_PAGE}, download the Abdomen RawData (img/, label/) into {root} and run with --from-raw, or put "
-            "TransUNet's preprocessed train_npz/, test_vol_h5/ and lists_Synapse/ there."
-        )
     if from_raw:
         root = convert_btcv_to_synapse(root, preprocessed_dir or Path(root) / "Synapse", test_cases=test_cases)
-    items = synapse_items(root, list_dir=list_dir, expected=expected, check=check, num_workers=num_workers)
-    sections, info = synapse_split(items, val_cases=val_cases, num_val_cases=num_val_cases, seed=seed)
+    items = synapse_items(root, list_dir=list_dir, expected=expected_count, check=check, num_workers=num_workers)
+    sections, info = synapse_split(items, val_cases=val_cases, num_val_cases=2 if num_val_cases is None
+                                   else num_val_cases, seed=seed)
     data_dir, _ = find_synapse_layout(root, list_dir)
     if val_volumes and sections["validation"]:
-        sections["validation"] = stack_synapse_volumes(sections["validation"], data_dir / "val_vol_h5")
+        sections["validation"] = stack_synapse_volumes(sections["validation"],
+                                                       Path(cache_dir or data_dir) / "val_vol_h5")
         info["validation_format"] = "volumes (val_vol_h5, stacked from the npz slices)"
-    out = Path(out) if out else data_dir / "datalist_synapse.json"
-    return write_datalist(
-        out, sections, name="Synapse multi-organ CT (TransUNet form)",
+    datalist = dict(
+        name="Synapse multi-organ CT (TransUNet form)",
         description=f"Synapse/BTCV abdominal CT, 8 organs, TransUNet preprocessing: {info['counts']}. Training "
-        "items are npz slices, test items h5 volumes: load them with monai_imbalance.apps.loaders.LoadArrayd.",
-        split=info, labels=SYNAPSE_CLASSES, synthetic=read_synthetic_marker(data_dir) is not None,
+        "items are npz slices, test items h5 volumes: load them with monai_imbalance.transforms.LoadArrayd.",
+        labels=SYNAPSE_CLASSES, synthetic=read_synthetic_marker(data_dir) is not None,
         tensor_image_size="2D slices, 3D test volumes", modality={"0": "CT"}, reference=SYNAPSE_REFERENCE,
         licence="see synapse.org syn3193805 (registration, research use)", source=SYNAPSE_PAGE,
         clip_hu=list(SYNAPSE_CLIP), label_map_from_btcv={str(k): v for k, v in BTCV_TO_SYNAPSE.items()},
     )
+    return DatasetSections(sections, info, datalist, data_dir / "datalist_synapse.json")
+
+
+def synapse_from_datalist(
+    sections: dict[str, list[dict[str, Any]]], datalist: str | os.PathLike, cache_dir: str | os.PathLike | None = None,
+    **options: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    """Sections read back from a datalist JSON, for the bundles: validation slices stacked into volumes (in
+    ``cache_dir``, default the JSON's folder) for volumetric validation."""
+    if any("slice" in it for it in sections["validation"]):
+        folder = Path(cache_dir) if cache_dir else Path(datalist).parent
+        sections["validation"] = stack_synapse_volumes(sections["validation"], folder / "val_vol_h5")
+    return sections
+
+
+def prepare_synapse(root: str | os.PathLike, out: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Check the Synapse folder (after converting raw BTCV files with ``from_raw=True``) and write a datalist JSON
+    (default ``<data>/datalist_synapse.json``); return its path. Arguments: :func:`synapse_sections`
+    (``expected=`` is accepted for ``expected_count=``). ``download=True`` raises :class:`DownloadError` with
+    instructions (the data need a Synapse account)."""
+    if "expected" in kwargs:
+        kwargs["expected_count"] = kwargs.pop("expected")
+    return prepare_dataset("synapse", root, out, **kwargs)

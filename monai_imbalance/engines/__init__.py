@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
+# moved (issue 12), exported here for one more release: monai_imbalance.inferers, .metrics.volumetric, .transforms
+from monai_imbalance.inferers import SliceBySliceInferer, volume_format, volume_items
+from monai_imbalance.metrics.volumetric import VolumetricSegmentationMetric, evaluate_volumes
+from monai_imbalance.transforms.writers import SaveLabelVolumeLikeInputd, SaveMaskLikeInputd
+
 from .datalists import dataset_sections, image_items, require_items_per_rank
 from .loss_inputs import LossWithBatchKeys
+from .registry import CROPS, LOSSES, CropSpec, LossSpec, MapSpec, register_crop, register_loss
 from .setups import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, paper_setup
-from .volumetric import (
-    SaveLabelVolumeLikeInputd,
-    SliceBySliceInferer,
-    VolumetricSegmentationMetric,
-    evaluate_volumes,
-    volume_format,
-    volume_items,
-)
-from .writers import SaveMaskLikeInputd
+from .trainer import SupervisedTrainerWithLossInputs

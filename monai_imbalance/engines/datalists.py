@@ -15,11 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DATASETS", "dataset_sections", "image_items", "require_items_per_rank"]
+__all__ = ["dataset_sections", "image_items", "require_items_per_rank"]
 
-DATASETS = ("kvasir", "clinicdb", "isic2018", "synapse", "acdc")
 _SECTIONS = ("training", "validation", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+#: old keyword names of :func:`dataset_sections`, kept working: ``{old: new}``
+_RENAMED = {"resized_cache": "cache_size"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DATASETS":  # the registered names, read live from the registry
+        from monai_imbalance.apps.registry import dataset_names
+
+        return dataset_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _from_datalist(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
@@ -42,93 +51,54 @@ def dataset_sections(
     num_folds: int = 5,
     seed: int = 0,
     datalist: str | os.PathLike | None = None,
-    val_fraction: float = 0.0,
     check: str = "header",
-    resized_cache: int | None = None,
-    cache_dir: str | os.PathLike | None = None,
     num_workers: int = 0,
-    num_val_cases: int = 2,
+    expected_count: int | str | None = "auto",
+    **options: Any,
 ) -> dict[str, list[dict[str, Any]]]:
-    """``{"training": [...], "validation": [...], "test": [...]}`` items (``image``, ``label``, ``id``, ...).
+    """``{"training": [...], "validation": [...], "test": [...]}`` items (``image``, ``label``, ``id``, ...) of a
+    registered dataset (:mod:`monai_imbalance.apps.registry`), for the bundles.
 
     Args:
-        dataset: ``"kvasir"``, ``"clinicdb"``, ``"isic2018"``, ``"synapse"`` or ``"acdc"``.
-        dataset_dir: the dataset's folder in its real layout (as :mod:`monai_imbalance.apps` reads it); not needed
-            with ``datalist``.
-        split: the dataset's split (default: Kvasir ``"kfold"``, CVC-ClinicDB ``"external"``, ISIC ``"official"``,
-            ACDC ``"ssl4mis"``; Synapse has one, TransUNet's); see :func:`~monai_imbalance.apps.kvasir_split`,
-            :func:`~monai_imbalance.apps.clinicdb_split`, :func:`~monai_imbalance.apps.isic2018_split`,
-            :func:`~monai_imbalance.apps.synapse_split`, :func:`~monai_imbalance.apps.acdc_split`.
+        dataset: a registered dataset name (``"kvasir"``, ``"clinicdb"``, ``"isic2018"``, ``"synapse"``, ``"acdc"``).
+        dataset_dir: the dataset's folder in its real layout; not needed with ``datalist``.
+        split: the dataset's split (default: its first, e.g. Kvasir ``"pranet"``... see each ``*_sections``).
         fold, num_folds, seed: the k-fold split's fold (0-based), number of folds and seed.
         datalist: a datalist JSON from ``monai-imbalance prepare`` instead of scanning ``dataset_dir``.
-        val_fraction: Kvasir ``"pranet"`` split: share of the training images held out for validation.
         check: file checks while scanning: ``"header"`` (fast: headers, pairs, counts), ``"full"`` (decode every
             mask), ``"images"`` (decode everything).
-        resized_cache: ISIC only: longest side of the one-time resized copies
-            (:func:`~monai_imbalance.apps.isic2018_resized_cache`), or None to read the originals.
-        cache_dir: where the resized copies go (default ``<dataset_dir>/resized``); Synapse: where the held-out
-            validation cases are stacked into ``val_vol_h5`` volumes (default the data folder).
         num_workers: threads for checking and resizing.
-        num_val_cases: Synapse: training cases held out (drawn with ``seed``) for volumetric validation.
+        expected_count: the count checks (``"auto"``: the real dataset's numbers, or a look-alike's); None skips
+            them (a subset on purpose: ``--expected_count None`` in a bundle).
+        options: the dataset's own options (e.g. Kvasir ``val_fraction``, ISIC ``cache_size`` (old name
+            ``resized_cache``) and ``cache_dir``, Synapse ``num_val_cases`` and ``cache_dir``); options the
+            dataset does not take are ignored, so a bundle may pass its whole set. ``None`` values are left out.
 
     Synapse and ACDC are trained on 2-D slices and validated and tested on volumes: their ``training`` items are
-    slices, ``validation`` and ``test`` items volumes (Synapse's held-out slices are stacked with
-    :func:`~monai_imbalance.apps.synapse.stack_synapse_volumes`, also when they come from a datalist JSON).
+    slices, ``validation`` and ``test`` items volumes (Synapse's held-out slices are stacked into volumes, also
+    when they come from a datalist JSON).
 
     Raises:
-        ValueError: unknown dataset. FileNotFoundError, DatasetLayoutError: as the dataset's ``*_items``.
+        ValueError: unknown dataset. FileNotFoundError, DatasetLayoutError: as the dataset's checks.
     """
+    from monai_imbalance.apps.registry import _resolve, get_dataset
+
+    spec = get_dataset(dataset)
+    if isinstance(expected_count, str) and expected_count.lower() in ("none", "null", ""):
+        expected_count = None  # a command-line or YAML "null"
+    given = {_RENAMED.get(k, k): v for k, v in options.items() if v is not None}
+    mine = {**spec.bundle_options, **{k: v for k, v in given.items() if k in spec.option_names}}
     if datalist:
         sections = _from_datalist(datalist)
-        if str(dataset).lower() == "synapse" and any("slice" in it for it in sections["validation"]):
-            sections["validation"] = _synapse_volumes(sections["validation"], cache_dir or Path(datalist).parent)
-        return sections
+        fix = _resolve(spec.from_datalist)
+        return fix(sections, datalist, **mine) if fix is not None else sections
     if dataset_dir is None:
         raise ValueError("dataset_dir is needed unless a datalist JSON is given.")
-    from monai_imbalance import apps
-
-    name = str(dataset).lower()
-    if name == "kvasir":
-        items = apps.kvasir_items(dataset_dir, check=check, num_workers=num_workers)
-        sections, _ = apps.kvasir_split(items, split or "kfold", fold=fold, num_folds=num_folds, seed=seed,
-                                        val_fraction=val_fraction)
-    elif name == "clinicdb":
-        items = apps.clinicdb_items(dataset_dir, check=check, num_workers=num_workers)
-        sections, _ = apps.clinicdb_split(items, split or "external", fold=fold, num_folds=num_folds, seed=seed)
-    elif name == "isic2018":
-        from monai_imbalance.apps.isic import ISIC2018_FOLDERS
-
-        root = Path(dataset_dir)
-        subsets = {}
-        for subset, folders in ISIC2018_FOLDERS.items():
-            if subset == "training" or any((root / f).is_dir() for f in folders):
-                subsets[subset] = apps.isic2018_items(root, subset, check=check, num_workers=num_workers)
-        sections, _ = apps.isic2018_split(subsets, split or "official", fold=fold, num_folds=num_folds, seed=seed)
-        if resized_cache:
-            cache_root = Path(cache_dir) if cache_dir else root / "resized"
-            sections = {k: apps.isic2018_resized_cache(v, cache_root, int(resized_cache), num_workers=num_workers)
-                        for k, v in sections.items()}
-    elif name == "synapse":
-        from monai_imbalance.apps.synapse import find_synapse_layout
-
-        items = apps.synapse_items(dataset_dir, check=check if check in ("header", "full") else "full",
-                                   num_workers=num_workers)
-        sections, _ = apps.synapse_split(items, num_val_cases=num_val_cases, seed=seed)
-        sections["validation"] = _synapse_volumes(sections["validation"],
-                                                  cache_dir or find_synapse_layout(dataset_dir)[0])
-    elif name == "acdc":
-        items = apps.acdc_items(dataset_dir, check=check if check in ("header", "full") else "full",
-                                num_workers=num_workers)
-        sections, _ = apps.acdc_split(items, split or "ssl4mis", fold=fold, num_folds=num_folds, seed=seed)
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}: expected one of {list(DATASETS)}.")
-    return {s: list(sections.get(s) or []) for s in _SECTIONS}
-
-
-def _synapse_volumes(slices: list[dict[str, Any]], folder: str | os.PathLike) -> list[dict[str, Any]]:
-    from monai_imbalance.apps.synapse import stack_synapse_volumes
-
-    return stack_synapse_volumes(slices, Path(folder) / "val_vol_h5") if slices else []
+    if check not in spec.checks:  # e.g. "images" for a dataset that decodes its labels fully anyway
+        check = "full"
+    result = spec.scan(dataset_dir, split=split, fold=fold, num_folds=num_folds, seed=seed, check=check,
+                       num_workers=num_workers, expected_count=expected_count, **mine)
+    return {s: list(result.sections.get(s) or []) for s in _SECTIONS}
 
 
 def image_items(

@@ -1,50 +1,13 @@
-"""Pass batch keys (weight maps, distance maps) to a loss inside MONAI's ``SupervisedTrainer`` / ``Evaluator``.
+"""Deprecated: :class:`LossWithBatchKeys`, a loss wrapper that reads batch keys through a handler.
 
-MONAI's trainer calls ``loss_function(pred, label)`` and nothing else; ``PrepareBatchExtraInput`` sends extra batch
-keys to the network, not to the loss. :class:`LossWithBatchKeys` wraps a loss, and, attached to the engine as a
-handler, reads the keys it names from the current batch and passes them to the loss as keyword (or positional)
-arguments, moved to the prediction's device.
-
-A bundle config (``configs/train.yaml``)::
-
-    loss_fn:
-      _target_: monai_imbalance.losses.DilatedBalancedCELoss
-      softmax: true
-      to_onehot_y: true
-      radius: 20
-    loss:
-      _target_: monai_imbalance.engines.LossWithBatchKeys
-      loss: "@loss_fn"
-      extra_keys: {weight_map: label_weight}   # forward argument -> batch key (DilationWeightMapd's output)
-    train:
-      preprocessing:
-        _target_: Compose
-        transforms:
-        - {_target_: LoadImaged, keys: [image, label]}
-        - {_target_: EnsureChannelFirstd, keys: [image, label]}
-        - {_target_: monai_imbalance.transforms.DilationWeightMapd, keys: label, radius: 20}
-        - {_target_: RandFlipd, keys: [image, label, label_weight], prob: 0.5, spatial_axis: 0}
-        - {_target_: RandSpatialCropd, keys: [image, label, label_weight], roi_size: [256, 256], random_size: false}
-      handlers:
-      - "@loss"                                # attaches the wrapper: it reads "label_weight" from each batch
-      - _target_: StatsHandler
-        tag_name: train_loss
-        output_transform: "$monai.handlers.from_engine(['loss'], first=True)"
-      trainer:
-        _target_: SupervisedTrainer
-        loss_function: "@loss"
-        train_handlers: "@train#handlers"
-        # ... device, max_epochs, train_data_loader, network, optimizer, inferer as usual
-
-In an evaluator, the same wrapper (attached through ``val_handlers``) computes the loss on each batch after the
-forward pass, without gradient, and stores it in ``engine.state.output["loss"]`` (``output_key``), where a
-metric can average it, e.g. ``{val_loss: {_target_: ignite.metrics.Average, output_transform:
-"$monai.handlers.from_engine(['loss'], first=True)"}}`` among the evaluator's ``key_val_metric`` /
-``additional_metrics`` (MONAI registers additional metrics only next to a key metric).
+Use :class:`monai_imbalance.engines.SupervisedTrainerWithLossInputs` (``loss_inputs={"weight_map": "label_weight"}``)
+instead: the trainer passes the keys itself, so no handler can be forgotten. ``LossWithBatchKeys`` works as before
+for one release (it needs to be both the ``loss_function`` and one of the engine's handlers) and warns when built.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,7 +20,8 @@ __all__ = ["LossWithBatchKeys"]
 
 
 class LossWithBatchKeys(_Loss):
-    """A loss that receives extra batch keys (weight maps, distance maps) from the engine running it.
+    """Deprecated (use :class:`~monai_imbalance.engines.SupervisedTrainerWithLossInputs`): a loss that receives
+    extra batch keys (weight maps, distance maps) from the engine running it.
 
     As ``loss_function`` of a ``SupervisedTrainer`` and one of its ``train_handlers``, every call
     ``loss(pred, label)`` becomes ``loss(pred, label, **{arg: batch[key]})`` for the current batch. Attached to an
@@ -95,6 +59,12 @@ class LossWithBatchKeys(_Loss):
         output_key: str = CommonKeys.LOSS,
     ) -> None:
         super().__init__()
+        warnings.warn(
+            "LossWithBatchKeys is deprecated and will be removed in the next release: use "
+            "monai_imbalance.engines.SupervisedTrainerWithLossInputs(loss_inputs={argument: batch key}) instead.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         if not callable(loss):
             raise TypeError(f"loss must be callable (a loss module), got {type(loss).__name__}.")
         if isinstance(extra_keys, Mapping):

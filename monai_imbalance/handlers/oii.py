@@ -8,12 +8,15 @@ from typing import Any
 from monai.handlers.ignite_metric import IgniteMetricHandler
 from monai.utils import MetricReduction
 
+from monai_imbalance.metrics.confusion import ConfusionCountsMetric
 from monai_imbalance.metrics.oii import OutputImbalanceIndexMetric, compute_oii
+
+from .confusion import SharedCountsMixin
 
 __all__ = ["OutputImbalanceIndex"]
 
 
-class OutputImbalanceIndex(IgniteMetricHandler):
+class OutputImbalanceIndex(SharedCountsMixin, IgniteMetricHandler):
     """Computes the Output Imbalance Index from binarised one-hot ``(y_pred, y)`` over a whole validation run.
 
     By default the counts of the whole run are accumulated per class (micro, the paper's reading) and the OII is
@@ -32,6 +35,12 @@ class OutputImbalanceIndex(IgniteMetricHandler):
         per_image: OII per image and class (then reduced) instead of from the counts of the whole run.
         output_transform: extracts ``(y_pred, y)`` from ``engine.state.output``, as for MONAI's handlers.
         save_details: store the per-image counts in ``engine.state.metric_details``.
+        counts: a :class:`~monai_imbalance.metrics.ConfusionCountsMetric` shared with the precision, recall, ...
+            handlers of the engine (:class:`~monai_imbalance.handlers.PerImageConfusionMatrix`), so that the
+            confusion counts are computed once per iteration for all of them; None: this handler counts for itself.
+
+    Raises:
+        ValueError: ``include_background`` differs from that of ``counts``.
 
     See also:
         :py:class:`monai_imbalance.metrics.OutputImbalanceIndexMetric`
@@ -44,11 +53,19 @@ class OutputImbalanceIndex(IgniteMetricHandler):
         per_image: bool = False,
         output_transform: Callable = lambda x: x,
         save_details: bool = True,
+        counts: ConfusionCountsMetric | None = None,
     ) -> None:
-        metric_fn = OutputImbalanceIndexMetric(
-            include_background=include_background, reduction=reduction, per_image=per_image
-        )
+        if counts is None:
+            metric_fn = OutputImbalanceIndexMetric(
+                include_background=include_background, reduction=reduction, per_image=per_image
+            )
+        elif include_background != counts.include_background:
+            raise ValueError(f"include_background={include_background} differs from that of the shared counts "
+                             f"({counts.include_background}).")
+        else:
+            metric_fn = counts.oii_metric(reduction=reduction, per_image=per_image)
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
+        self.counts = counts
 
     def compute(self) -> Any:
         result = super().compute()

@@ -1,13 +1,13 @@
 """Per-case, per-class Dice, HD95 and OII of volumes in a MONAI evaluator, summarised as TransUNet reports them.
 
-:class:`VolumetricMetrics` wraps :class:`monai_imbalance.engines.volumetric.VolumetricSegmentationMetric` as an
+:class:`VolumetricMetrics` wraps :class:`monai_imbalance.metrics.volumetric.VolumetricSegmentationMetric` as an
 ``IgniteMetricHandler`` so that a bundle's evaluator (volumes predicted by
-:class:`~monai_imbalance.engines.volumetric.SliceBySliceInferer`) can use it as its key metric. Its value is the
+:class:`~monai_imbalance.inferers.SliceBySliceInferer`) can use it as its key metric. Its value is the
 mean Dice over classes of the per-class means over cases; at the end of each run it also sets, in
 ``engine.state.metrics``, the mean HD95 and OII and every per-class (and per-group, e.g. ACDC's ED/ES) value
-(:func:`~monai_imbalance.engines.volumetric.flat_volume_metrics`), so ``StatsHandler`` and
+(:func:`~monai_imbalance.metrics.volumetric.flat_volume_metrics`), so ``StatsHandler`` and
 ``TensorBoardStatsHandler`` log them, and with ``save_dir`` writes the per-case and summary CSV/JSON files
-(:func:`~monai_imbalance.engines.volumetric.write_volume_report`). Under DDP the cases of every rank are gathered,
+(:func:`~monai_imbalance.metrics.volumetric.write_volume_report`). Under DDP the cases of every rank are gathered,
 and cases repeated by a ``DistributedSampler(even_divisible=True)`` (which pads the ranks with repeated items, so
 that no rank is left without a volume: a rank with none would skip the run and leave the others waiting) are
 counted once, by their id.
@@ -26,10 +26,10 @@ from ignite.metrics.metric import reinit__is_reduced
 from monai.handlers import IgniteMetricHandler, from_engine
 from monai.utils import string_list_all_gather
 
-from monai_imbalance.engines.volumetric import (
+from monai_imbalance.metrics.volumetric import (
     VolumetricSegmentationMetric,
-    _source_id,
     flat_volume_metrics,
+    source_id,
     spacing_of,
     summarize_volume_metrics,
     write_volume_report,
@@ -68,7 +68,7 @@ class VolumetricMetrics(IgniteMetricHandler):
         num_classes: classes of the label volumes, background included.
         class_names: names of the reported classes (without the background unless ``include_background``).
         include_background, percentile, empty, use_spacing: as
-            :class:`~monai_imbalance.engines.volumetric.VolumetricSegmentationMetric` (``empty="transunet"``:
+            :class:`~monai_imbalance.metrics.volumetric.VolumetricSegmentationMetric` (``empty="transunet"``:
             TransUNet's rule for empty masks).
         id_key: batch key naming each case (default ``"id"``; else the label's file name).
         group_key: batch key grouping the cases (ACDC: ``"phase"``, giving ED and ES summaries).
@@ -82,7 +82,7 @@ class VolumetricMetrics(IgniteMetricHandler):
         save_details: store the per-case Dice ``[cases, classes]`` in ``engine.state.metric_details``.
 
     Attributes:
-        report: the last report (:func:`~monai_imbalance.engines.volumetric.summarize_volume_metrics`).
+        report: the last report (:func:`~monai_imbalance.metrics.volumetric.summarize_volume_metrics`).
     """
 
     def __init__(
@@ -150,7 +150,7 @@ class VolumetricMetrics(IgniteMetricHandler):
             self.metric_fn(pred[None], label[None], spacing=[spacing])
             item = self._batch_item(i)
             group = item.get(self.group_key) if self.group_key else None
-            fallback = _source_id(label, -1)
+            fallback = source_id(label, -1)
             if fallback == "-1":  # no id and no file name: unique per rank and position
                 fallback = f"rank{_rank()}_{len(self._records)}"
             record = {"id": str(item.get(self.id_key) or fallback),

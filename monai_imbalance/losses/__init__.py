@@ -1,10 +1,16 @@
 """Losses with MONAI's argument conventions (``include_background``, ``to_onehot_y``, ``sigmoid``, ``softmax``,
-``other_act``, ``reduction``), 2-D and 3-D, binary and multi-class."""
+``other_act``, ``reduction``), 2-D and 3-D, binary and multi-class.
+
+Every loss subclasses :class:`SegmentationLoss` (:mod:`.base`), which holds those arguments; a family adds its own
+base: :class:`PixelWeightedCELoss` (a cross entropy weighted by a per-pixel map), :class:`DistanceMapLoss` (signed
+distance maps) and :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss` (the DIBE losses and their baselines).
+"""
 
 from __future__ import annotations
 
-from .balanced_ce import BalancedCELoss, DilatedBalancedCELoss, UncertaintyWeightedCELoss
-from .boundary import BoundaryLoss, ModifiedBoundaryLoss, RegionBoundaryLoss
+from .balanced_ce import BalancedCELoss, DilatedBalancedCELoss, PixelWeightedCELoss, UncertaintyWeightedCELoss
+from .base import SegmentationLoss
+from .boundary import BoundaryLoss, DistanceMapLoss, ModifiedBoundaryLoss, RegionBoundaryLoss
 from .compound import ComboLoss, ExpLogLoss, HybridFocalLoss
 from .deep_supervision import DeepSupervisionLoss
 from .dibe import DIBEDisLoss, DIBELoss, DIBERegLoss

@@ -11,11 +11,11 @@ reduce. The weights:
 
 The pixel maps can be precomputed by the transforms (cached by ``CacheDataset``, moved by the spatial augmentation
 with the label) and passed as ``weight_map=``; without it the loss computes the map from ``target`` on the input's
-device under ``torch.no_grad()``. To pass a batch key to the loss inside MONAI's ``SupervisedTrainer``, wrap it in
-:class:`monai_imbalance.engines.LossWithBatchKeys`.
+device under ``torch.no_grad()``. :mod:`monai_imbalance.engines` passes such batch keys to the loss inside a MONAI
+trainer. :class:`PixelWeightedCELoss` is the family's base: a new weight map is one subclass defining
+``compute_weight_map``.
 
-NaN policy (as every monai_imbalance loss): a NaN or infinite logit gives a NaN loss, never a finite number; pixels
-of weight 0 do not hide it (``0 * NaN`` is NaN).
+NaN policy (:mod:`monai_imbalance.losses.base`): pixels of weight 0 do not hide a NaN logit (``0 * NaN`` is NaN).
 """
 
 from __future__ import annotations
@@ -26,17 +26,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.utils import LossReduction
-from torch.autograd.function import once_differentiable
-from torch.nn.modules.loss import _Loss
 
+from monai_imbalance.losses.base import SegmentationLoss
 from monai_imbalance.losses.utils import (
     activate,
-    check_activation_args,
+    check_class_indices,
     check_input_shape,
-    check_reduction,
     check_same_shape,
     drop_background,
     log_probabilities,
+    plain_tensor,
     target_to_onehot,
 )
 from monai_imbalance.transforms.utils import resolve_spacing
@@ -49,12 +48,13 @@ from monai_imbalance.transforms.weights import (
     uncertainty_weight_map,
 )
 
-__all__ = ["BalancedCELoss", "DilatedBalancedCELoss", "UncertaintyWeightedCELoss", "check_pixel_map"]
-
-
-def _plain(tensor: torch.Tensor) -> torch.Tensor:
-    """A MetaTensor as a plain tensor (same storage, autograd kept): avoids MetaTensor's per-op overhead."""
-    return tensor.as_tensor() if hasattr(tensor, "as_tensor") else tensor
+__all__ = [
+    "PixelWeightedCELoss",
+    "BalancedCELoss",
+    "DilatedBalancedCELoss",
+    "UncertaintyWeightedCELoss",
+    "check_pixel_map",
+]
 
 
 def check_pixel_map(weight_map: torch.Tensor, input: torch.Tensor, name: str = "weight_map") -> torch.Tensor:
@@ -67,69 +67,92 @@ def check_pixel_map(weight_map: torch.Tensor, input: torch.Tensor, name: str = "
             f"{name} must have shape {expected} (one value per pixel of input {tuple(input.shape)}), "
             f"got {tuple(weight_map.shape)}."
         )
-    return _plain(weight_map).to(device=input.device, dtype=input.dtype)
+    return plain_tensor(weight_map).to(device=input.device, dtype=input.dtype)
 
 
-class _PixelCrossEntropy(_Loss):
-    """Shared part: MONAI's activation / one-hot / background arguments and the per-pixel cross entropy."""
+class PixelWeightedCELoss(SegmentationLoss):
+    """``sum_x w(x) CE(x)`` with a weight map ``w`` computed from the target (or given), reduced. Not a loss by
+    itself: the base of :class:`DilatedBalancedCELoss` and :class:`UncertaintyWeightedCELoss`, and of the per-pixel
+    cross entropy of :class:`BalancedCELoss`.
 
-    def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
-    ) -> None:
-        check_activation_args(sigmoid, softmax, other_act)
-        super().__init__(reduction=check_reduction(reduction))
-        self.include_background = include_background
-        self.to_onehot_y = to_onehot_y
-        self.sigmoid = sigmoid
-        self.softmax = softmax
-        self.other_act = other_act
+    ``CE(x) = -sum_c Y^c(x) log P^c(x)``: from logits through ``log_softmax`` (class-index targets are read directly,
+    no one-hot is built) or ``logsigmoid`` (binary form per channel, summed over channels); from probabilities
+    (``other_act`` or no activation) with ``log`` clamped to ``[1e-7, 1 - 1e-7]``. With ``include_background=False``
+    the background channel's CE term is dropped (background pixels then add nothing with softmax outputs); the
+    weight map is unchanged.
 
-    def pixel_cross_entropy(
+    A subclass defines :meth:`compute_weight_map` (the map ``(B, 1, *spatial)`` of the class-index labels, used
+    when ``forward`` gets no ``weight_map``) and sets ``sum_per_image``: True divides the weighted sum by the number
+    of images for ``reduction="mean"`` (the loss is a sum over each image's pixels), False by the number of pixels
+    of the batch. ``reduction="none"`` gives the weighted CE map ``(B, 1, *spatial)``.
+
+    The arguments are :class:`~monai_imbalance.losses.base.SegmentationLoss`'s.
+    """
+
+    sum_per_image: bool = False
+
+    def compute_weight_map(self, labels: torch.Tensor) -> torch.Tensor:
+        """The weight map ``(B, 1, *spatial)`` of class-index labels ``(B, 1, *spatial)``."""
+        raise NotImplementedError(f"{type(self).__name__} must define compute_weight_map(labels).")
+
+    def forward(
+        self, input: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """
+        Args:
+            input: logits ``(B, C, H, W[, D])``.
+            target: ``(B, 1, *spatial)`` class indices (``to_onehot_y=True``; binary mask for one channel) or
+                one-hot ``(B, C, *spatial)``.
+            weight_map: precomputed map ``(B, 1, *spatial)`` (e.g. the key its map transform adds, collated); None
+                computes it from ``target`` on the input's device, without gradient.
+        """
+        labels, ce = self.pixel_cross_entropy(input, target)
+        if weight_map is None:
+            with torch.no_grad():
+                weight_map = self.compute_weight_map(labels)
+        weight_map = check_pixel_map(weight_map, input)
+        return self.weighted_sum(ce, weight_map, mean_over=input.shape[0] if self.sum_per_image else labels.numel())
+
+    def class_labels(
         self, input: torch.Tensor, target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The class index of every pixel ``(B, 1, *spatial)`` and the per-pixel cross entropy ``(B, 1, *spatial)``.
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Plain ``input``, the one-hot target (None where the CE is read from class indices: softmax logits, an
+        index target, background included) and the class index of every pixel ``(B, 1, *spatial)``.
 
         The class index (what the weight maps are computed from) is the target itself for an index target, the
-        argmax of a one-hot target, and ``target > 0.5`` for a one-channel (binary) output. The cross entropy is
-        None in the fused case (softmax, index target, background included), computed later by
-        :meth:`weighted_sum` in one pass with its weights.
+        argmax of a one-hot target, and ``target > 0.5`` for a one-channel (binary) output.
         """
         check_input_shape(input)
-        input, target = _plain(input), _plain(target)
+        input, target = plain_tensor(input), plain_tensor(target)
         n_classes = input.shape[1]
         if target.ndim != input.ndim:
             raise ValueError(
                 f"target must have shape (B, 1, *spatial) or (B, C, *spatial) like input {tuple(input.shape)}, "
                 f"got {tuple(target.shape)}."
             )
-        if self._fused(input, target):
+        index_target = self.softmax and n_classes > 1 and self.to_onehot_y and target.shape[1] == 1
+        if index_target and self.include_background:
             if target.shape[0] != input.shape[0] or target.shape[2:] != input.shape[2:]:
                 raise ValueError(
                     f"ground truth has different shape ({tuple(target.shape)}) from input ({tuple(input.shape)})."
                 )
-            index = target.to(torch.long)
-            lo, hi = (v.item() for v in torch.aminmax(index))
-            if lo < 0 or hi >= n_classes:
-                raise ValueError(
-                    f"target has class values in [{lo}, {hi}] but the input has {n_classes} channels "
-                    f"(valid values 0..{n_classes - 1})."
-                )
-            return index, None
+            check_class_indices(target, n_classes)
+            return input, None, target.long()
         onehot = target_to_onehot(target, n_classes, self.to_onehot_y)
         check_same_shape(input, onehot)
-        onehot = onehot.to(input.dtype)
         if n_classes == 1:
             labels = (target > 0.5).long()
         elif self.to_onehot_y:
             labels = target.long()
         else:
             labels = onehot.argmax(1, keepdim=True)
+        return input, onehot.to(input.dtype), labels
+
+    def cross_entropy(self, input: torch.Tensor, onehot: torch.Tensor | None, labels: torch.Tensor) -> torch.Tensor:
+        """Per-pixel cross entropy ``(B, 1, *spatial)`` of the outputs of :meth:`class_labels`."""
+        if onehot is None:
+            return -torch.log_softmax(input, 1).gather(1, labels)
+        n_classes = input.shape[1]
         if self.sigmoid:
             log_p, log_1mp = log_probabilities(input, sigmoid=True)
             terms = -(onehot * log_p + (1.0 - onehot) * log_1mp)
@@ -142,64 +165,24 @@ class _PixelCrossEntropy(_Loss):
             log_p, log_1mp = log_probabilities(probs)
             terms = -(onehot * log_p + (1.0 - onehot) * log_1mp) if n_classes == 1 else -onehot * log_p
         terms, _ = drop_background(terms, onehot, self.include_background)
-        return labels, terms.sum(1, keepdim=True)
+        return terms.sum(1, keepdim=True)
 
-    def _fused(self, input: torch.Tensor, target: torch.Tensor) -> bool:
-        return bool(
-            self.softmax
-            and input.shape[1] > 1
-            and self.include_background
-            and self.to_onehot_y
-            and target.shape[1] == 1
-        )
+    def pixel_cross_entropy(self, input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The class index of every pixel and the per-pixel cross entropy, both ``(B, 1, *spatial)``."""
+        input, onehot, labels = self.class_labels(input, target)
+        return labels, self.cross_entropy(input, onehot, labels)
 
-    def weighted_sum(
-        self,
-        input: torch.Tensor,
-        labels: torch.Tensor,
-        ce: torch.Tensor | None,
-        weights: torch.Tensor,
-        mean_over: int | None,
-    ) -> torch.Tensor:
-        """``weights * CE`` reduced: the map for ``"none"``, its sum for ``"sum"``, its sum divided by
+    def weighted_sum(self, ce: torch.Tensor, weights: torch.Tensor, mean_over: int) -> torch.Tensor:
+        """``weights * ce`` reduced: the map for ``"none"``, its sum for ``"sum"``, its sum divided by
         ``mean_over`` for ``"mean"``."""
-        scale = {"none": None, "sum": 1.0}.get(self.reduction, 1.0 / float(mean_over or 1))
-        if ce is None:
-            return _WeightedSoftmaxCrossEntropy.apply(_plain(input), labels, weights, scale)
         weighted = ce * weights
-        return weighted if scale is None else weighted.sum() * scale
+        if self.reduction == LossReduction.NONE.value:
+            return weighted
+        total = weighted.sum()
+        return total if self.reduction == LossReduction.SUM.value else total / mean_over
 
 
-class _WeightedSoftmaxCrossEntropy(torch.autograd.Function):
-    """``sum_x w(x) CE(x) * scale`` (or the map ``w * CE`` when ``scale`` is None) for logits and class indices.
-
-    One ``log_softmax`` forward and one ``exp`` pass backward (``dL/dx = w (softmax - onehot)``): the cost of
-    ``torch.nn.functional.cross_entropy`` with a per-pixel weight that torch's own function does not take.
-    Differentiable once (no double backward), like most fused losses.
-    """
-
-    @staticmethod
-    def forward(ctx, logits, index, weights, scale):  # type: ignore[override]
-        log_p = torch.log_softmax(logits, 1)
-        weights = weights.to(log_p.dtype)
-        log_p_target = log_p.gather(1, index)
-        ctx.save_for_backward(log_p, index, weights)
-        ctx.scale = scale
-        if scale is None:
-            return log_p_target.mul_(weights).neg_()
-        return torch.dot(log_p_target.reshape(-1), weights.reshape(-1)) * -scale
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad):  # type: ignore[override]
-        log_p, index, weights = ctx.saved_tensors
-        grad_weights = weights * (grad if ctx.scale is None else grad * ctx.scale)
-        grad_logits = log_p.exp()  # softmax - onehot, times the weights: four kernels in all
-        grad_logits.scatter_add_(1, index, log_p.new_full((), -1.0).expand(index.shape))
-        return grad_logits.mul_(grad_weights), None, None, None
-
-
-class BalancedCELoss(_PixelCrossEntropy):
+class BalancedCELoss(PixelWeightedCELoss):
     """Balanced cross entropy: class weights ``1 / frequency`` (Hosseini and Soleymani Baghshah, Eq. 1).
 
     ``L = (1/N) sum_x w_{c(x)} CE(x)`` with ``w_c = N / n_c`` (the inverse of the class frequency ``n_c / N``,
@@ -209,27 +192,29 @@ class BalancedCELoss(_PixelCrossEntropy):
 
     Reading: balanced CE (the DBCE paper's baseline) = class weights 1/frequency, per batch or given.
 
+    ``CE``, ``include_background`` and the other input arguments as :class:`PixelWeightedCELoss`;
+    ``reduction``: ``"mean"`` over pixels and batch, ``"sum"``, or ``"none"``: the weighted CE map
+    ``(B, 1, *spatial)``.
+
     Args:
-        include_background: if False, the background channel's CE term is dropped (background pixels then add
-            nothing with softmax outputs).
-        to_onehot_y: ``target`` holds class indices ``(B, 1, *spatial)``.
-        sigmoid, softmax, other_act: activation of ``input`` (logits), MONAI's arguments; at most one.
-        reduction: ``"mean"`` (over pixels and batch), ``"sum"``, or ``"none"``: the weighted CE map
-            ``(B, 1, *spatial)``.
         batch: True: frequencies over the whole batch; False: per image (an absent class in an image weighs 0).
         weight: given class weights, one per class (background included; 2 for a one-channel binary output);
             overrides the frequencies. Registered as a buffer, so it moves with ``.to(device)``.
 
     Raises:
-        ValueError: more than one activation, an unknown reduction, negative or wrongly sized ``weight``,
-            mismatched shapes (named), class values out of range.
+        ValueError: negative or wrongly sized ``weight``, mismatched shapes (named), class values out of range; the
+            argument errors of :class:`~monai_imbalance.losses.base.SegmentationLoss`.
 
     Example:
         >>> import torch
         >>> loss = BalancedCELoss(softmax=True, to_onehot_y=True)
-        >>> logits = torch.randn(2, 3, 16, 16, requires_grad=True)
-        >>> target = torch.randint(0, 3, (2, 1, 16, 16))
-        >>> loss(logits, target).backward()
+        >>> target = torch.tensor([[[[0, 0, 0, 1]]]])  # class 1 is a quarter of the pixels: weights 4/3 and 4
+        >>> round(loss(torch.zeros(1, 2, 1, 4), target).item(), 6)  # (3 * 4/3 + 4) * ln 2 / 4
+        1.386294
+
+    Reference:
+        S. M. Hosseini and M. Soleymani Baghshah, "Dilated Balanced Cross Entropy Loss for Medical Image
+        Segmentation" (preprint), Sec. 2.
     """
 
     def __init__(
@@ -248,15 +233,19 @@ class BalancedCELoss(_PixelCrossEntropy):
         weights = check_class_weights(weight)
         self.register_buffer("class_weight", None if weights is None else torch.as_tensor(weights).float())
 
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """
         Args:
             input: logits ``(B, C, H, W[, D])``.
             target: ``(B, 1, *spatial)`` class indices (``to_onehot_y=True``; binary mask for one channel) or
                 one-hot ``(B, C, *spatial)``.
         """
-        labels, ce = self.pixel_cross_entropy(input, target)
+        input, onehot, labels = self.class_labels(input, target)
         n_classes = max(input.shape[1], 2)  # a one-channel (binary) output has classes 0 and 1
+        if self.class_weight is None and not self.batch:
+            with torch.no_grad():
+                pixel_weight = self._image_frequency_weights(labels, n_classes).to(input.dtype)
+            return self.weighted_sum(self.cross_entropy(input, onehot, labels), pixel_weight, labels.numel())
         if self.class_weight is not None:
             if self.class_weight.numel() != n_classes:
                 raise ValueError(
@@ -264,21 +253,17 @@ class BalancedCELoss(_PixelCrossEntropy):
                     f"mean {n_classes} classes (background included): give one weight per class."
                 )
             class_weight = self.class_weight.to(input.dtype)
-        elif self.batch:
+        else:
             with torch.no_grad():
                 counts = torch.bincount(labels.reshape(-1), minlength=n_classes).to(input.dtype)
                 class_weight = torch.where(counts > 0, labels.numel() / counts.clamp(min=1), torch.zeros_like(counts))
-        else:
-            with torch.no_grad():
-                pixel_weight = self._image_frequency_weights(labels, n_classes).to(input.dtype)
-            return self.weighted_sum(input, labels, ce, pixel_weight, mean_over=labels.numel())
-        if ce is None:  # softmax and class indices: torch's own class-weighted cross entropy, one fused kernel
+        if onehot is None:  # softmax logits and class indices: torch's own class-weighted cross entropy
             index = labels[:, 0]
             if self.reduction == LossReduction.NONE.value:
-                return F.cross_entropy(_plain(input), index, weight=class_weight, reduction="none").unsqueeze(1)
-            total = F.cross_entropy(_plain(input), index, weight=class_weight, reduction="sum")
+                return F.cross_entropy(input, index, weight=class_weight, reduction="none").unsqueeze(1)
+            total = F.cross_entropy(input, index, weight=class_weight, reduction="sum")
             return total if self.reduction == LossReduction.SUM.value else total / labels.numel()
-        return self.weighted_sum(input, labels, ce, class_weight[labels], mean_over=labels.numel())
+        return self.weighted_sum(self.cross_entropy(input, onehot, labels), class_weight[labels], labels.numel())
 
     @staticmethod
     def _image_frequency_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -291,48 +276,49 @@ class BalancedCELoss(_PixelCrossEntropy):
         return torch.gather(inverse, 1, flat).reshape(labels.shape)
 
 
-class DilatedBalancedCELoss(_PixelCrossEntropy):
+class DilatedBalancedCELoss(PixelWeightedCELoss):
     """Dilated balanced cross entropy, DBCE (Hosseini and Soleymani Baghshah, Eqs. 2-5).
 
     ``L = - sum_x M(x) sum_c Y^c(x) log P^c(x)`` per image, with ``M = max_c D^c / (1 + sum(D^c))`` and ``D^c``
     the class mask dilated by a disk (3-D: ball) of ``radius``: each class and its surroundings share a balancing
-    weight, so small objects and the background next to them count most.
+    weight, so small objects and the background next to them count most. The map ``M`` is
+    :class:`monai_imbalance.transforms.DilationWeightMap`'s (which states the reading of the dilation).
 
     Reading: per image and per class c, background included: ``D^c = Y^c`` dilated by a disk of radius R,
     ``{x : |x| <= R}`` (same set as ``skimage.morphology.disk(R)``), computed as ``EDT(not Y^c) <= R``.
     ``W^c = D^c / (1 + sum(D^c))``, ``M = max_c W^c``. Loss per image = ``- sum_x M(x) * sum_c Y^c(x) log P^c(x)``
     (a sum over pixels: the weights normalise themselves); mean over the batch for ``reduction="mean"``.
-    R = 0 is balanced CE with per-image weights ``1/(1+n_c)``. Absent class -> weight 0. Hand case: 5x5 image,
-    one foreground pixel in the centre, R = 1, P = 0.5 everywhere: M = 1/6 on the 5-pixel cross, 1/26
-    elsewhere, loss = ln2 * (5/6 + 20/26) = 1.1108128.
+    R = 0 is balanced CE with per-image weights ``1/(1+n_c)``. Absent class -> weight 0.
+
+    ``CE``, ``include_background`` (the map ``M`` is unchanged) and the other input arguments as
+    :class:`PixelWeightedCELoss`; a one-channel sigmoid output is binary (its map has classes 0 and 1).
+    ``reduction``: ``"mean"``: per-image sums averaged over the batch; ``"sum"``: summed over the batch;
+    ``"none"``: the weighted CE map ``(B, 1, *spatial)`` (its spatial sum is each image's loss).
 
     Args:
-        include_background: if False, the background channel's CE term is dropped; the map ``M`` is unchanged.
-        to_onehot_y: ``target`` holds class indices ``(B, 1, *spatial)``.
-        sigmoid, softmax, other_act: activation of ``input`` (logits), MONAI's arguments; at most one. A
-            one-channel sigmoid output is binary: its map has classes 0 and 1.
         radius: disk radius ``R >= 0`` in pixels, or mm with ``spacing`` (the paper: 20 for polyps and skin
             lesions at 320x320, 10 for Synapse organs).
         spacing: voxel size (number or one per spatial axis) for a radius in mm, or None (pixels). Only used
             when the map is computed here.
-        reduction: ``"mean"``: per-image sums averaged over the batch; ``"sum"``: summed over the batch;
-            ``"none"``: the weighted CE map ``(B, 1, *spatial)`` (its spatial sum is each image's loss).
 
     Raises:
-        ValueError: a negative radius, more than one activation, an unknown reduction, a ``weight_map`` or
-            ``target`` whose shape does not match ``input`` (both shapes named), class values out of range.
+        ValueError: a negative radius, a ``weight_map`` or ``target`` whose shape does not match ``input`` (both
+            shapes named), class values out of range; the argument errors of
+            :class:`~monai_imbalance.losses.base.SegmentationLoss`.
 
     Example:
         >>> import torch
         >>> loss = DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=1)
         >>> target = torch.zeros(1, 1, 5, 5); target[0, 0, 2, 2] = 1
-        >>> round(loss(torch.zeros(1, 2, 5, 5), target).item(), 7)  # P = 0.5 everywhere
+        >>> round(loss(torch.zeros(1, 2, 5, 5), target).item(), 7)  # P = 0.5: ln2 * (5/6 + 20/26), the hand case
         1.1108128
 
     Reference:
         S. M. Hosseini and M. Soleymani Baghshah, "Dilated Balanced Cross Entropy Loss for Medical Image
         Segmentation" (preprint).
     """
+
+    sum_per_image = True
 
     def __init__(
         self,
@@ -354,30 +340,14 @@ class DilatedBalancedCELoss(_PixelCrossEntropy):
         spacing = resolve_spacing(self.spacing, labels.ndim - 2)
         return batch_map(dilation_weight_map, labels, radius=self.radius, spacing=spacing)
 
-    def forward(
-        self, input: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """
-        Args:
-            input: logits ``(B, C, H, W[, D])``.
-            target: ``(B, 1, *spatial)`` class indices (``to_onehot_y=True``; binary mask for one channel) or
-                one-hot ``(B, C, *spatial)``.
-            weight_map: precomputed DBCE map ``(B, 1, *spatial)`` (e.g. ``DilationWeightMapd``'s key, collated);
-                None computes it from ``target``.
-        """
-        labels, ce = self.pixel_cross_entropy(input, target)
-        if weight_map is None:
-            weight_map = self.compute_weight_map(labels)
-        weight_map = check_pixel_map(weight_map, input)
-        return self.weighted_sum(input, labels, ce, weight_map, mean_over=input.shape[0])  # per-image sums
 
-
-class UncertaintyWeightedCELoss(_PixelCrossEntropy):
+class UncertaintyWeightedCELoss(PixelWeightedCELoss):
     """Cross entropy weighted by class imbalance and labelling uncertainty (Bressan et al., Eqs. 3-6).
 
     ``L = mean_x w(x) CE(x)`` with ``w(x) = omega_{c(x)} * delta(x)``, ``delta(x) = 1 - exp(-d(x)^2 / (2 sigma^2))``
     and ``d(x)`` the distance to the nearest edge pixel: pixels of rare classes count more, pixels near an edge
-    (uncertain annotation) less, edge pixels not at all.
+    (uncertain annotation) less, edge pixels not at all. The map is
+    :class:`monai_imbalance.transforms.UncertaintyWeightMap`'s.
 
     Reading: ``omega_c = m / (C * n_c)`` over the whole training set (a dataset statistic, computed once with
     :func:`monai_imbalance.stats.class_frequency_weights`; 0 for a class with n_c = 0);
@@ -386,36 +356,33 @@ class UncertaintyWeightedCELoss(_PixelCrossEntropy):
     ``edge_mode="inner"``): a pixel of a non-background class with a face neighbour of another label; ``"thick"``
     (both sides) is an option. Loss = ``mean_x w(x) * CE(x)``. An image without edges has ``delta = 1``.
 
+    ``CE``, ``include_background`` (the map is unchanged) and the other input arguments as
+    :class:`PixelWeightedCELoss`; ``reduction``: ``"mean"`` over pixels and batch, ``"sum"``, or ``"none"``: the
+    weighted CE map ``(B, 1, *spatial)``.
+
     Args:
-        include_background: if False, the background channel's CE term is dropped; the map is unchanged.
-        to_onehot_y: ``target`` holds class indices ``(B, 1, *spatial)``.
-        sigmoid, softmax, other_act: activation of ``input`` (logits), MONAI's arguments; at most one.
         sigma: spread of the uncertainty around edges, ``> 0`` (paper: 1 to 3 pixels; 2 best on two of its
             three datasets), mm with ``spacing``.
         class_weights: ``omega_c`` per class (background included), or None for 1 (uncertainty only). A
             registered buffer.
         edge_mode: ``"inner"`` or ``"thick"``.
         spacing: voxel size for ``sigma`` in mm, or None. Only used when the map is computed here.
-        reduction: ``"mean"`` over pixels and batch, ``"sum"``, or ``"none"``: the weighted CE map
-            ``(B, 1, *spatial)``.
 
     Raises:
         ValueError: ``sigma <= 0``, bad ``class_weights`` (not 1-D, negative, fewer values than the label has
-            classes), mismatched shapes (named), more than one activation, an unknown reduction.
+            classes), an unknown ``edge_mode``, mismatched shapes (named); the argument errors of
+            :class:`~monai_imbalance.losses.base.SegmentationLoss`.
 
     Example:
         >>> import torch
-        >>> from monai_imbalance.apps.synthetic import make_synthetic_dataset
-        >>> from monai_imbalance.stats import class_frequency_weights
-        >>> data = make_synthetic_dataset(4, spatial_size=(32, 32))
-        >>> omega = class_frequency_weights((d["label"] for d in data), num_classes=2)
-        >>> loss = UncertaintyWeightedCELoss(softmax=True, to_onehot_y=True, sigma=2.0, class_weights=omega)
-        >>> target = torch.as_tensor(data[0]["label"][None]).long()
-        >>> value = loss(torch.randn(1, 2, 32, 32), target)
+        >>> loss = UncertaintyWeightedCELoss(softmax=True, to_onehot_y=True, sigma=1.0, class_weights=[1.0, 3.0])
+        >>> target = torch.zeros(1, 1, 1, 4); target[..., 3] = 1  # edge pixel x = 3: d = (3, 2, 1, 0)
+        >>> round(loss(torch.zeros(1, 2, 1, 4), target).item(), 6)  # ln2 * (3 - e^-4.5 - e^-2 - e^-0.5) / 4
+        0.38938
 
     Reference:
-        Bressan et al. (2021), pixel weights from labelling uncertainty and class imbalance for semantic
-        segmentation, arXiv preprint (``papers/uncertainty_class_weighted_loss.md``).
+        P. O. Bressan et al., "Semantic segmentation with labeling uncertainty and class imbalance", arXiv
+        preprint (2021).
     """
 
     def __init__(
@@ -452,19 +419,3 @@ class UncertaintyWeightedCELoss(_PixelCrossEntropy):
             edge_mode=self.edge_mode,
             spacing=spacing,
         )
-
-    def forward(
-        self, input: torch.Tensor, target: torch.Tensor, weight_map: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """
-        Args:
-            input: logits ``(B, C, H, W[, D])``.
-            target: ``(B, 1, *spatial)`` class indices (``to_onehot_y=True``; binary mask for one channel) or
-                one-hot ``(B, C, *spatial)``.
-            weight_map: precomputed map ``(B, 1, *spatial)`` (``UncertaintyWeightMapd``); None computes it.
-        """
-        labels, ce = self.pixel_cross_entropy(input, target)
-        if weight_map is None:
-            weight_map = self.compute_weight_map(labels)
-        weight_map = check_pixel_map(weight_map, input)
-        return self.weighted_sum(input, labels, ce, weight_map, mean_over=labels.numel())

@@ -4,11 +4,9 @@ raises every epoch.
 
 Both losses read a per-class signed distance map (Kervadec's convention, see
 :class:`monai_imbalance.transforms.SignedDistanceMap`). Precompute it with ``SignedDistanceMapd`` (cached by
-``CacheDataset``) and pass it as ``dist_map=``, through :class:`monai_imbalance.engines.LossWithBatchKeys` inside
-a MONAI trainer; without it the loss computes it from ``target`` on the input's device under ``torch.no_grad()``
-(what ``monai.losses.BoundaryLoss`` does on every step).
-
-NaN policy (as every monai_imbalance loss): a NaN or infinite logit gives a NaN loss, never a finite number.
+``CacheDataset``) and pass it as ``dist_map=`` (:mod:`monai_imbalance.engines` passes such batch keys to the loss
+inside a MONAI trainer); without it the loss computes it from ``target`` on the input's device under
+``torch.no_grad()`` (what ``monai.losses.BoundaryLoss`` does on every step).
 """
 
 from __future__ import annotations
@@ -19,116 +17,25 @@ import torch
 from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
-from monai_imbalance.losses.utils import (
-    check_activation_args,
-    check_input_shape,
-    check_reduction,
-    prepare_input_target,
-    reduce_loss,
-    spatial_dims,
-)
+from monai_imbalance.losses.base import SegmentationLoss
+from monai_imbalance.losses.utils import check_input_shape, plain_tensor, spatial_dims
 from monai_imbalance.transforms.utils import resolve_spacing
 from monai_imbalance.transforms.weights import batch_map, signed_distance
 
-__all__ = ["BoundaryLoss", "ModifiedBoundaryLoss", "RegionBoundaryLoss"]
+__all__ = ["DistanceMapLoss", "BoundaryLoss", "ModifiedBoundaryLoss", "RegionBoundaryLoss"]
 
 
-def _plain(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.as_tensor() if hasattr(tensor, "as_tensor") else tensor
+class DistanceMapLoss(SegmentationLoss):
+    """A loss of probabilities and per-class signed distance maps (given, or computed from the target). Not a loss
+    by itself: the base of :class:`BoundaryLoss` and :class:`ModifiedBoundaryLoss`.
 
-
-class _DistanceMapLoss(_Loss):
-    """Shared part: MONAI's activation arguments, the signed distance map (given or computed) and its checks."""
-
-    def __init__(
-        self,
-        include_background: bool,
-        to_onehot_y: bool,
-        sigmoid: bool,
-        softmax: bool,
-        other_act: Callable | None,
-        spacing: float | Sequence[float] | None,
-        reduction: LossReduction | str,
-        batch: bool,
-    ) -> None:
-        check_activation_args(sigmoid, softmax, other_act)
-        super().__init__(reduction=check_reduction(reduction))
-        self.include_background = include_background
-        self.to_onehot_y = to_onehot_y
-        self.sigmoid = sigmoid
-        self.softmax = softmax
-        self.other_act = other_act
-        self.spacing = spacing
-        self.batch = batch
-
-    def probabilities_and_maps(
-        self, input: torch.Tensor, target: torch.Tensor, dist_map: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Probabilities, one-hot target and signed distance map, all ``(B, C', *spatial)`` with the background
-        dropped when asked. A one-channel output's channel is the foreground (never dropped, no warning)."""
-        check_input_shape(input)
-        input, target = _plain(input), _plain(target)
-        n_channels = input.shape[1]
-        include_background = self.include_background or n_channels == 1
-        probs, onehot = prepare_input_target(
-            input, target, self.sigmoid, self.softmax, self.other_act, self.to_onehot_y, include_background
-        )
-        if dist_map is None:
-            spacing = resolve_spacing(self.spacing, probs.ndim - 2)
-            dist_map = batch_map(signed_distance, onehot > 0.5, spacing=spacing)
-        else:
-            if not isinstance(dist_map, torch.Tensor):
-                raise TypeError(f"dist_map must be a torch.Tensor, got {type(dist_map).__name__}.")
-            dist_map = _plain(dist_map)
-            full = (input.shape[0], n_channels, *input.shape[2:])
-            if tuple(dist_map.shape) == full and probs.shape[1] != n_channels:
-                dist_map = dist_map[:, n_channels - probs.shape[1] :]
-            if dist_map.shape != probs.shape:
-                raise ValueError(
-                    f"dist_map must have shape {full} (one map per channel of input {tuple(input.shape)}) or "
-                    f"{tuple(probs.shape)} (background dropped), got {tuple(dist_map.shape)}."
-                )
-        return probs, onehot, dist_map.to(device=probs.device, dtype=probs.dtype)
-
-
-class BoundaryLoss(_DistanceMapLoss):
-    """Boundary loss of Kervadec et al. (MIDL 2019, Eq. 5): ``mean_x sum_c P^c(x) * sdm^c(x)``.
-
-    ``sdm^c`` is the signed distance map of class ``c`` (positive outside the object, negative inside, 0 on the
-    inner boundary), so the loss falls as probability moves inside objects and rises with probability far outside
-    them; a perfect prediction is its minimum. It has no gradient towards the objects on empty images, so it is
-    combined with a region loss whose share shrinks over training (:class:`RegionBoundaryLoss` and
-    :class:`monai_imbalance.handlers.BoundaryWeightScheduler`).
-
-    Reading: boundary loss = mean over pixels and the selected classes of ``P^c * sdm^c``, with the signed
-    distance map of Kervadec's reference code: outside the object ``+EDT`` to the object; inside
-    ``-(EDT to background - 1)``, so the inner boundary is 0; an empty class or a class filling the whole image
-    gives zeros. Same values as ``monai.losses.BoundaryLoss``, which recomputes the map on every call.
+    The input arguments are :class:`~monai_imbalance.losses.base.SegmentationLoss`'s; a one-channel output's channel
+    is the foreground, never dropped by ``include_background=False`` (and no warning).
 
     Args:
-        include_background: if False, channel 0 is excluded (a one-channel output is never dropped).
-        to_onehot_y: ``target`` holds class indices ``(B, 1, *spatial)``.
-        sigmoid, softmax, other_act: activation of ``input`` (logits), MONAI's arguments; at most one.
-        spacing: voxel size (number or one per axis) for distances in mm when the map is computed here; None:
-            voxels.
-        reduction: ``"mean"`` over images and classes, ``"sum"``, or ``"none"``: ``(B, C')`` per image and
-            class (``(C',)`` with ``batch=True``).
-        batch: average over the batch before the reduction (as ``monai.losses.BoundaryLoss``).
-
-    Raises:
-        ValueError: a ``dist_map`` or ``target`` whose shape does not match ``input`` (shapes named), more than
-            one activation, an unknown reduction, class values out of range.
-
-    Example:
-        >>> import torch
-        >>> from monai_imbalance.transforms import SignedDistanceMap
-        >>> label = torch.zeros(1, 16, 16); label[0, 4:10, 4:10] = 1
-        >>> sdm = SignedDistanceMap(num_classes=2)(label)[None]  # (1, 2, 16, 16), e.g. from SignedDistanceMapd
-        >>> loss = BoundaryLoss(softmax=True, to_onehot_y=True, include_background=False)
-        >>> value = loss(torch.randn(1, 2, 16, 16), label[None], dist_map=sdm)
-
-    Reference:
-        H. Kervadec et al., "Boundary loss for highly unbalanced segmentation", MIDL 2019 (MedIA 2021).
+        spacing: voxel size (number or one per spatial axis) for distances in mm when the map is computed here;
+            None: voxels.
+        batch: reduce over the batch too before the loss's own reduction (each loss says how).
     """
 
     def __init__(
@@ -142,7 +49,74 @@ class BoundaryLoss(_DistanceMapLoss):
         reduction: LossReduction | str = LossReduction.MEAN,
         batch: bool = False,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, spacing, reduction, batch)
+        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
+        self.spacing = spacing
+        self.batch = batch
+
+    def probabilities_and_maps(
+        self, input: torch.Tensor, target: torch.Tensor, dist_map: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Probabilities, one-hot target and signed distance map, all ``(B, C', *spatial)`` with the background
+        dropped when asked. A one-channel output's channel is the foreground (never dropped, no warning)."""
+        check_input_shape(input)
+        probs, onehot = self.prepare(input, target, include_background=self.include_background or input.shape[1] == 1)
+        if dist_map is None:
+            spacing = resolve_spacing(self.spacing, probs.ndim - 2)
+            dist_map = batch_map(signed_distance, onehot > 0.5, spacing=spacing)
+        else:
+            if not isinstance(dist_map, torch.Tensor):
+                raise TypeError(f"dist_map must be a torch.Tensor, got {type(dist_map).__name__}.")
+            dist_map = plain_tensor(dist_map)
+            n_channels = input.shape[1]
+            full = (input.shape[0], n_channels, *input.shape[2:])
+            if tuple(dist_map.shape) == full and probs.shape[1] != n_channels:
+                dist_map = dist_map[:, n_channels - probs.shape[1] :]
+            if dist_map.shape != probs.shape:
+                raise ValueError(
+                    f"dist_map must have shape {full} (one map per channel of input {tuple(input.shape)}) or "
+                    f"{tuple(probs.shape)} (background dropped), got {tuple(dist_map.shape)}."
+                )
+        return probs, onehot, dist_map.to(device=probs.device, dtype=probs.dtype)
+
+
+class BoundaryLoss(DistanceMapLoss):
+    """Boundary loss of Kervadec et al. (MIDL 2019, Eq. 5): ``mean_x sum_c P^c(x) * sdm^c(x)``.
+
+    ``sdm^c`` is the signed distance map of class ``c`` (positive outside the object, negative inside, 0 on the
+    inner boundary), so the loss falls as probability moves inside objects and rises with probability far outside
+    them; a perfect prediction is its minimum. It has no gradient towards the objects on empty images, so it is
+    combined with a region loss whose share shrinks over training (:class:`RegionBoundaryLoss` and
+    :class:`monai_imbalance.handlers.BoundaryWeightScheduler`).
+
+    Reading: boundary loss = mean over pixels and the selected classes of ``P^c * sdm^c``, with the signed
+    distance map of Kervadec's reference code: outside the object ``+EDT`` to the object; inside
+    ``-(EDT to background - 1)``, so the inner boundary is 0; an empty class or a class filling the whole image
+    gives zeros. Same values as ``monai.losses.BoundaryLoss``, which recomputes the map on every call.
+
+    The input arguments and ``spacing`` as :class:`DistanceMapLoss`.
+
+    Args:
+        reduction: ``"mean"`` over images and classes, ``"sum"``, or ``"none"``: ``(B, C')`` per image and
+            class (``(C',)`` with ``batch=True``).
+        batch: average over the batch before the reduction (as ``monai.losses.BoundaryLoss``).
+
+    Raises:
+        ValueError: a ``dist_map`` or ``target`` whose shape does not match ``input`` (shapes named), class values
+            out of range; the argument errors of :class:`~monai_imbalance.losses.base.SegmentationLoss`.
+
+    Example:
+        >>> import torch
+        >>> from monai_imbalance.transforms import SignedDistanceMap
+        >>> label = torch.zeros(1, 6, 6); label[0, 1:5, 1:5] = 1  # the reading's reference square
+        >>> sdm = SignedDistanceMap(num_classes=2)(label)[None]  # (1, 2, 6, 6), e.g. from SignedDistanceMapd
+        >>> loss = BoundaryLoss(softmax=True, to_onehot_y=True, include_background=False)
+        >>> logits = torch.stack([torch.zeros(6, 6), torch.full((6, 6), 50.0)])[None]  # foreground everywhere
+        >>> round(loss(logits, label[None], dist_map=sdm).item(), 6)  # (4 sqrt(2) + 16 * 1 + 12 * 0 - 4 * 1) / 36
+        0.490468
+
+    Reference:
+        H. Kervadec et al., "Boundary loss for highly unbalanced segmentation", MIDL 2019 (MedIA 2021).
+    """
 
     def forward(self, input: torch.Tensor, target: torch.Tensor, dist_map: torch.Tensor | None = None) -> torch.Tensor:
         """
@@ -156,10 +130,10 @@ class BoundaryLoss(_DistanceMapLoss):
         loss = (probs * sdm).mean(dim=spatial_dims(probs))
         if self.batch:
             loss = loss.mean(0)
-        return reduce_loss(loss, self.reduction)
+        return self.apply_reduction(loss)
 
 
-class ModifiedBoundaryLoss(_DistanceMapLoss):
+class ModifiedBoundaryLoss(DistanceMapLoss):
     """Wu's modified boundary loss: a ratio of distance-weighted true positives to errors (Wu, Eq. 3).
 
     Per image and class: ``-sum(phi_t * s) / (sum(phi_b * s) + sum(phi_t * (1 - s)) + eps)``, i.e.
@@ -177,26 +151,25 @@ class ModifiedBoundaryLoss(_DistanceMapLoss):
     :class:`BoundaryLoss`): ``phi_b = sdm`` outside, ``phi_t = 1 - sdm`` inside (``min(spacing) - sdm`` with a
     spacing). A class filling the whole image (map of zeros) gets ``phi_t = 1``.
 
+    The input arguments and ``spacing`` (here also the map's inner offset, see above) as :class:`DistanceMapLoss`.
+
     Args:
         include_background: default False, unlike MONAI's losses: Wu's loss is defined on foreground classes.
-            A one-channel (sigmoid) output's channel is the foreground.
-        to_onehot_y: ``target`` holds class indices ``(B, 1, *spatial)``.
-        sigmoid, softmax, other_act: activation of ``input`` (logits), MONAI's arguments; at most one.
-        spacing: voxel size for distances in mm (also the map's inner offset, see above); None: voxels.
         reduction: ``"mean"`` over images and classes, ``"sum"``, or ``"none"``: ``(B, C')`` (``(C',)`` with
             ``batch=True``).
         smooth_dr: ``eps`` of the denominator.
         batch: sum over the batch before the ratio (one ratio per class).
 
     Raises:
-        ValueError: shapes that do not match (named), ``smooth_dr < 0``, more than one activation, an unknown
-            reduction.
+        ValueError: shapes that do not match (named), ``smooth_dr < 0``; the argument errors of
+            :class:`~monai_imbalance.losses.base.SegmentationLoss`.
 
     Example:
         >>> import torch
-        >>> label = torch.zeros(2, 1, 16, 16); label[:, 0, 4:10, 4:10] = 1
-        >>> loss = ModifiedBoundaryLoss(sigmoid=True)
-        >>> value = loss(torch.randn(2, 1, 16, 16), label)  # map computed from the label
+        >>> label = torch.tensor([[[[0.0, 1, 1, 1, 0]]]])  # phi_t = (0, 1, 2, 1, 0), phi_b = (1, 0, 0, 0, 1)
+        >>> loss = ModifiedBoundaryLoss(smooth_dr=0)  # probabilities, one channel; map computed from the label
+        >>> round(loss(torch.full((1, 1, 1, 5), 0.5), label).item(), 6)  # -TP / (FP + FN) = -2 / (1 + 2)
+        -0.666667
 
     Reference:
         Y. Wu, "Loss Function for Class Imbalanced Data" (modified boundary loss), University of Toronto.
@@ -242,7 +215,7 @@ class ModifiedBoundaryLoss(_DistanceMapLoss):
         present = (onehot.sum(dims) > 0).to(ratio.dtype)
         # an absent class has no contour: its term is 0 and sends no gradient (a product, not a selection, so a
         # NaN logit still gives a NaN loss)
-        return reduce_loss(ratio * present, self.reduction)
+        return self.apply_reduction(ratio * present)
 
 
 class RegionBoundaryLoss(_Loss):

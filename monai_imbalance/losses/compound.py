@@ -1,13 +1,11 @@
 """The DIBE paper's compound baselines that MONAI lacks: Combo (Eq. 9), exponential-logarithmic (Eqs. 10-11) and
 Hybrid Focal (Eq. 12). Each is ``theta * mean_x (pixel term) + (1 - theta) * (region term)`` per image and class,
-one-vs-rest per class; the activation, pixel term and soft counts are computed once per forward
-(:func:`~monai_imbalance.losses.one_vs_rest.one_vs_rest_terms`).
+one-vs-rest per class (:class:`~monai_imbalance.losses.one_vs_rest.PixelRegionLoss`: the activation, pixel term and
+soft counts are computed once per forward).
 
-``reduction="none"`` gives ``[B, C]`` (``[C]`` with ``batch=True``, where the region counts are summed over the batch
-and the pixel term is averaged over it); ``"mean"``/``"sum"`` reduce that.
-
-Reading: ``alpha`` weighs false positives and ``beta`` false negatives everywhere in this package; the DIBE paper's
-(0.3, 0.7), used for all its losses, is ``alpha=0.7, beta=0.3`` here.
+The input arguments, ``reduction`` (``"none"``: ``[B, C]``, ``[C]`` with ``batch=True``, where the region counts are
+summed over the batch and the pixel term is averaged over it), ``smooth_nr``, ``smooth_dr``, ``batch`` and ``weight``
+are :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s, as is the reading of ``alpha`` and ``beta``.
 """
 
 from __future__ import annotations
@@ -21,7 +19,7 @@ from monai_imbalance.losses.dibe import DIBEDisLoss
 from monai_imbalance.losses.one_vs_rest import (
     ExpLogCE,
     FocalFamily,
-    OneVsRestLoss,
+    PixelRegionLoss,
     check_non_negative,
     check_positive,
     check_unit_interval,
@@ -30,43 +28,34 @@ from monai_imbalance.losses.tversky import FocalTverskyLoss, bounded_power, tver
 
 __all__ = ["ComboLoss", "ExpLogLoss", "HybridFocalLoss"]
 
-class _CompoundLoss(OneVsRestLoss):
-    """``theta * mean_x pixel + (1 - theta) * region`` per image and class; subclasses set ``pixel_term`` and
-    ``region_loss``."""
 
-    pixel_term: FocalFamily | ExpLogCE
-
-    def region_loss(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """
-        Args:
-            input: ``(B, C, H, W[, D])`` logits (with ``sigmoid``/``softmax``) or probabilities.
-            target: one-hot ``(B, C, ...)`` or class indices ``(B, 1, ...)`` with ``to_onehot_y``; hard labels.
-
-        Returns:
-            the loss; ``reduction="none"`` gives ``[B, C]`` (``[C]`` with ``batch``).
-
-        Raises:
-            ValueError: shapes that do not match (the message names both) or class indices out of range.
-        """
-        terms = self._terms(input, target, self.pixel_term, want_map=False, want_counts=True)
-        region = self.region_loss(*self._region_counts(terms)).to(terms.pixel.dtype)
-        return self._reduce(self.theta * self._pixel_mean(terms) + (1.0 - self.theta) * region)
-
-
-class ComboLoss(_CompoundLoss):
+class ComboLoss(PixelRegionLoss):
     """Combo loss (Taghanaki et al. 2019; DIBE paper Eq. 9): ``theta * mean_x WBCE + (1 - theta) * (1 - Dice)``.
 
     ``WBCE = -lambda log p`` on the target, ``-(1 - lambda) log(1 - p)`` elsewhere (Eq. 2), one-vs-rest per class;
     ``Dice = (2 TP + smooth_nr) / (2 TP + FP + FN + smooth_dr)`` on soft counts, as MONAI's ``DiceLoss``. (The original
     paper subtracts Dice instead of adding ``1 - Dice``: same gradient, offset by ``1 - theta``.)
 
+    The other arguments as :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
+
+    Args:
+        theta: weight of the WBCE part, ``1 - theta`` of the Dice part; in ``[0, 1]``.
+        lambda_: class weight of the target in WBCE, in ``[0, 1]``.
+
+    Raises:
+        ValueError: ``theta`` or ``lambda_`` outside ``[0, 1]``; and
+            :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
+
     Example:
-        >>> loss = ComboLoss(softmax=True, to_onehot_y=True)
-        >>> loss(torch.randn(2, 2, 32, 32), torch.randint(0, 2, (2, 1, 32, 32))).shape
-        torch.Size([])
+        >>> import torch
+        >>> p, y = torch.tensor([[[[0.8, 0.4]]]]), torch.tensor([[[[1.0, 0.0]]]])  # TP 0.8, FP 0.4, FN 0.2
+        >>> loss = ComboLoss(smooth_nr=0, smooth_dr=0)  # 0.5 (0.75 ln 1.25 + 0.25 ln(5/3)) / 2 + 0.5 (1 - 1.6 / 2.2)
+        >>> round(loss(p, y).item(), 6)
+        0.21013
+
+    Reference:
+        S. A. Taghanaki et al., "Combo loss: Handling input and output imbalance in multi-organ segmentation",
+        Computerized Medical Imaging and Graphics 75, 2019.
     """
 
     def __init__(
@@ -84,24 +73,6 @@ class ComboLoss(_CompoundLoss):
         batch: bool = False,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        """
-        Args:
-            include_background: if False, channel 0 (background) is excluded from the loss.
-            to_onehot_y: convert ``target`` (class indices ``(B, 1, ...)``) to one-hot.
-            sigmoid: apply a sigmoid to ``input`` (logits).
-            softmax: apply a softmax to ``input`` (logits).
-            other_act: another activation instead (the input is then read as probabilities after it).
-            theta: weight of the WBCE part, ``1 - theta`` of the Dice part; in ``[0, 1]``.
-            lambda_: class weight of the target in WBCE, in ``[0, 1]``.
-            reduction: ``"none"`` (``[B, C]``, ``[C]`` with ``batch``), ``"mean"`` or ``"sum"`` of those.
-            smooth_nr: added to the Dice numerator.
-            smooth_dr: added to the Dice denominator.
-            batch: sum the counts over the batch before forming Dice.
-            weight: class weights (one per selected class, or one number) multiplying the per-class loss.
-
-        Raises:
-            ValueError: more than one activation, a bad ``reduction``, or a hyperparameter out of range.
-        """
         super().__init__(
             include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
         )
@@ -115,24 +86,55 @@ class ComboLoss(_CompoundLoss):
         return gap / den
 
 
-class ExpLogLoss(_CompoundLoss):
-    """Exponential-logarithmic loss (Wong et al., MICCAI 2018) as the DIBE paper writes it (Eqs. 10-11):
-    ``theta * mean_x L_CE + (1 - theta) * (-log Dice)^gamma_dice`` with
-    ``L_CE = lambda (-log p)^gamma_ce`` on the target and ``(1 - lambda) (-log(1 - p))^gamma_ce`` elsewhere.
+class ExpLogLoss(PixelRegionLoss):
+    """Exponential-logarithmic loss as the DIBE paper writes it (Eqs. 10-11):
+    ``theta * mean_x L_CE + (1 - theta) * (-log Dice)^gamma_dice`` per image and class, with the one-vs-rest term
+    ``L_CE = lambda (-log p)^gamma_ce`` where ``y = 1`` and ``(1 - lambda) (-log(1 - p))^gamma_ce`` where ``y = 0``
+    (Eq. 11) and ``Dice = (2 TP + smooth_nr) / (2 TP + FP + FN + smooth_dr)`` on soft counts.
+
+    Against Wong et al.'s loss ``w_Dice E_c[(-ln Dice_c)^gamma_Dice] + w_Cross E_x[w_l (-ln p_l(x))^gamma_Cross]``:
+    the Dice part is Wong's, class by class. The CE part is not: Wong's is categorical (at each pixel the term of its
+    true class ``l`` only, weighted by ``w_l = (sum_k f_k / f_l)^0.5`` from the label frequencies), this one is the
+    mean of the one-vs-rest terms of the selected classes. At a pixel of class ``l`` that mean is
+
+    - with one (sigmoid) channel, or two softmax classes and ``include_background=False``: ``w (-ln p_l)^gamma_ce``
+      with ``w = lambda`` on the target and ``1 - lambda`` on the background, Wong's term with ``(1 - lambda, lambda)``
+      in place of his frequency weights;
+    - with two softmax classes, background included: ``(-ln p_l)^gamma_ce / 2`` whatever ``lambda`` (the
+      background channel's term is the foreground's with the other weight): half of Wong's unweighted term;
+    - with more classes: ``(lambda (-ln p_l)^gamma_ce + (1 - lambda) sum_{c != l} (-ln(1 - p_c))^gamma_ce) / C'``.
 
     Defaults are the DIBE paper's settings for this baseline (``gamma_ce = gamma_dice = 1``, ``theta = 0.5``,
-    ``lambda_ = 0.75``); Wong et al. used ``gamma = 0.3`` for both and weights 0.8 (Dice) / 0.2 (CE), i.e.
-    ``ExpLogLoss(theta=0.2, gamma_ce=0.3, gamma_dice=0.3)``, with class weights from label frequencies where this
-    loss uses ``lambda_`` (give per-class factors through ``weight`` if needed).
+    ``lambda_ = 0.75``). Wong et al.'s exponents and their 0.8 / 0.2 weighting of Dice and CE are
+    ``ExpLogLoss(theta=0.2, gamma_ce=0.3, gamma_dice=0.3)``, with the CE part as just said (``weight`` scales each
+    class's whole loss, Dice part included, so it cannot stand for Wong's ``w_l``).
 
     Numerics: the slope of ``t^gamma`` at ``t = 0`` is infinite for ``gamma < 1``; the Dice term uses
     :func:`~monai_imbalance.losses.tversky.bounded_power` (secant below ``t = 1e-8``) and the CE term's derivative is
     formed as ``gamma t^gamma * (1 - q) / t``, bounded, from logits.
 
+    The other arguments as :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
+
+    Args:
+        theta: weight of the CE part, ``1 - theta`` of the Dice part; in ``[0, 1]``.
+        lambda_: class weight of the target in the CE part, in ``[0, 1]``.
+        gamma_ce: exponent of the CE part, ``> 0``.
+        gamma_dice: exponent of the Dice part, ``> 0``.
+
+    Raises:
+        ValueError: ``theta`` or ``lambda_`` outside ``[0, 1]``, ``gamma_ce <= 0`` or ``gamma_dice <= 0``; and
+            :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
+
     Example:
-        >>> loss = ExpLogLoss(softmax=True, to_onehot_y=True, gamma_ce=0.3, gamma_dice=0.3)
-        >>> loss(torch.randn(2, 2, 32, 32), torch.randint(0, 2, (2, 1, 32, 32))).shape
-        torch.Size([])
+        >>> import torch
+        >>> p, y = torch.tensor([[[[0.8, 0.4]]]]), torch.tensor([[[[1.0, 0.0]]]])  # Dice 1.6 / 2.2
+        >>> loss = ExpLogLoss(theta=1.0, gamma_ce=0.5)  # the CE part: (0.75 (ln 1.25)^0.5 + 0.25 (ln(5/3))^0.5) / 2
+        >>> round(loss(p, y).item(), 6)
+        0.266483
+
+    Reference:
+        K. C. Wong, M. Moradi, H. Tang, T. Syeda-Mahmood, "3D segmentation with exponential logarithmic loss for
+        highly unbalanced object sizes", MICCAI 2018; the DIBE paper (Yi et al.), Eqs. 10-11.
     """
 
     def __init__(
@@ -152,26 +154,6 @@ class ExpLogLoss(_CompoundLoss):
         batch: bool = False,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        """
-        Args:
-            include_background: if False, channel 0 (background) is excluded from the loss.
-            to_onehot_y: convert ``target`` (class indices ``(B, 1, ...)``) to one-hot.
-            sigmoid: apply a sigmoid to ``input`` (logits).
-            softmax: apply a softmax to ``input`` (logits).
-            other_act: another activation instead (the input is then read as probabilities after it).
-            theta: weight of the CE part, ``1 - theta`` of the Dice part; in ``[0, 1]``.
-            lambda_: class weight of the target in the CE part, in ``[0, 1]``.
-            gamma_ce: exponent of the CE part, ``> 0``.
-            gamma_dice: exponent of the Dice part, ``> 0``.
-            reduction: ``"none"`` (``[B, C]``, ``[C]`` with ``batch``), ``"mean"`` or ``"sum"`` of those.
-            smooth_nr: added to the Dice numerator.
-            smooth_dr: added to the Dice denominator.
-            batch: sum the counts over the batch before forming Dice.
-            weight: class weights (one per selected class, or one number) multiplying the per-class loss.
-
-        Raises:
-            ValueError: more than one activation, a bad ``reduction``, or a hyperparameter out of range.
-        """
         super().__init__(
             include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
         )
@@ -187,7 +169,7 @@ class ExpLogLoss(_CompoundLoss):
         return bounded_power(torch.log1p(gap / num), self.gamma_dice)
 
 
-class HybridFocalLoss(_CompoundLoss):
+class HybridFocalLoss(PixelRegionLoss):
     """Hybrid Focal loss (Yeung et al. 2022 as the DIBE paper writes it, Eq. 12):
     ``theta * mean_x Focal + (1 - theta) * FocalTversky``, with the focal loss of Eq. 3 (``lambda`` on the target,
     exponent ``gamma_focal``) and :class:`~monai_imbalance.losses.tversky.FocalTverskyLoss` ``(1 - Tv)^(1/gamma_ft)``.
@@ -198,10 +180,33 @@ class HybridFocalLoss(_CompoundLoss):
     Reading: ``alpha`` weighs false positives, ``beta`` false negatives (in the Tversky index); the DIBE paper's
     (0.3, 0.7) is ``alpha=0.7, beta=0.3`` here (the default); ``beta`` defaults to ``1 - alpha``.
 
+    The other arguments as :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
+
+    Args:
+        theta: weight of the focal part, ``1 - theta`` of the Focal Tversky part; in ``[0, 1]``.
+        lambda_: class weight of the target in the focal part, in ``[0, 1]``.
+        gamma_focal: focusing exponent of the focal part, ``>= 0``.
+        gamma_ft: the Focal Tversky part is ``(1 - Tv)^(1 / gamma_ft)``, ``> 0`` (4/3: exponent 0.75).
+        alpha: weight of false positives in ``Tv``, ``>= 0``.
+        beta: weight of false negatives in ``Tv``, ``>= 0``; default ``1 - alpha``.
+
+    Raises:
+        ValueError: ``theta`` or ``lambda_`` outside ``[0, 1]``, ``gamma_focal``, ``alpha`` or ``beta`` negative,
+            ``gamma_ft <= 0``; and
+            :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
+
     Example:
-        >>> loss = HybridFocalLoss(softmax=True, to_onehot_y=True)
-        >>> loss(torch.randn(2, 2, 32, 32), torch.randint(0, 2, (2, 1, 32, 32))).shape
-        torch.Size([])
+        >>> import torch
+        >>> p, y = torch.tensor([[[[0.8, 0.4]]]]), torch.tensor([[[[1.0, 0.0]]]])
+        >>> loss = HybridFocalLoss(theta=0.3)
+        >>> parts = 0.3 * loss.focal(p, y) + 0.7 * loss.focal_tversky(p, y)
+        >>> bool(torch.isclose(loss(p, y), parts))
+        True
+
+    Reference:
+        M. Yeung, E. Sala, C.-B. Schonlieb, L. Rundo, "Unified focal loss: Generalising Dice and cross entropy-based
+        losses to handle class imbalanced medical image segmentation", Computerized Medical Imaging and Graphics 95,
+        2022; the DIBE paper (Yi et al.), Eq. 12.
     """
 
     def __init__(
@@ -223,45 +228,15 @@ class HybridFocalLoss(_CompoundLoss):
         batch: bool = False,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        """
-        Args:
-            include_background: if False, channel 0 (background) is excluded from the loss.
-            to_onehot_y: convert ``target`` (class indices ``(B, 1, ...)``) to one-hot.
-            sigmoid: apply a sigmoid to ``input`` (logits).
-            softmax: apply a softmax to ``input`` (logits).
-            other_act: another activation instead (the input is then read as probabilities after it).
-            theta: weight of the focal part, ``1 - theta`` of the Focal Tversky part; in ``[0, 1]``.
-            lambda_: class weight of the target in the focal part, in ``[0, 1]``.
-            gamma_focal: focusing exponent of the focal part, ``>= 0``.
-            gamma_ft: the Focal Tversky part is ``(1 - Tv)^(1 / gamma_ft)``, ``> 0`` (4/3: exponent 0.75).
-            alpha: weight of false positives in ``Tv``, ``>= 0``.
-            beta: weight of false negatives in ``Tv``, ``>= 0``; default ``1 - alpha``.
-            reduction: ``"none"`` (``[B, C]``, ``[C]`` with ``batch``), ``"mean"`` or ``"sum"`` of those.
-            smooth_nr: added to the numerator of ``Tv``.
-            smooth_dr: added to the denominator of ``Tv``.
-            batch: sum the counts over the batch before forming ``Tv``.
-            weight: class weights (one per selected class, or one number) multiplying the per-class loss.
-
-        Raises:
-            ValueError: more than one activation, a bad ``reduction``, or a hyperparameter out of range.
-        """
         super().__init__(
             include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
         )
         self.theta = check_unit_interval("theta", theta)
-        common = {
-            "include_background": include_background,
-            "to_onehot_y": to_onehot_y,
-            "sigmoid": sigmoid,
-            "softmax": softmax,
-            "other_act": other_act,
-            "reduction": reduction,
-            "weight": weight,
-        }
         check_non_negative("gamma_focal", gamma_focal)
-        self.focal = DIBEDisLoss(alpha=0.0, beta=0.0, gamma=gamma_focal, lambda_=lambda_, **common)
+        parts = {**self.input_args(), "reduction": reduction, "weight": weight}
+        self.focal = DIBEDisLoss(alpha=0.0, beta=0.0, gamma=gamma_focal, lambda_=lambda_, **parts)
         self.focal_tversky = FocalTverskyLoss(
-            alpha=alpha, beta=beta, gamma=gamma_ft, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, **common
+            alpha=alpha, beta=beta, gamma=gamma_ft, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, **parts
         )
         self.pixel_term = self.focal.pixel_term
 

@@ -6,9 +6,6 @@ are present in each sample are considered." An axial slice shows a few of the ei
 entropy does already. :class:`PresentClassDiceLoss` averages the per-image, per-class Dice terms over the pairs
 whose class has at least one pixel in that image's target; :class:`PresentClassDiceCELoss` is MONAI's ``DiceCELoss``
 with that Dice part (the cross entropy is unchanged, over all classes and pixels).
-
-Reading: "sample" is one training image (a 2-D slice); a batch with no present class (only background, with
-``include_background=False``) has a Dice part of 0 with no gradient.
 """
 
 from __future__ import annotations
@@ -19,29 +16,41 @@ import torch
 from monai.losses import DiceCELoss, DiceLoss
 from monai.networks import one_hot
 from monai.utils import LossReduction
-from torch.nn.modules.loss import _Loss
+
+from monai_imbalance.losses.base import SegmentationLoss
 
 __all__ = ["PresentClassDiceLoss", "PresentClassDiceCELoss"]
 
 
-class PresentClassDiceLoss(_Loss):
+class PresentClassDiceLoss(SegmentationLoss):
     """MONAI's ``DiceLoss`` averaged over the (image, class) pairs whose class is present in the image's target.
 
     ``L = sum_{b,c} present[b,c] * dice_loss[b,c] / max(1, sum_{b,c} present[b,c])`` with ``dice_loss[b, c]`` the
     per-image, per-class term of ``monai.losses.DiceLoss(batch=False)`` and ``present[b, c] = 1`` when class ``c``
     has a pixel in image ``b`` of the target.
 
+    Reading: "sample" is one training image (a 2-D slice); a batch with no present class (only background, with
+    ``include_background=False``) has a Dice part of 0 with no gradient.
+
+    The arguments are ``monai.losses.DiceLoss``'s (the input ones as
+    :class:`~monai_imbalance.losses.base.SegmentationLoss`), without ``batch``: the terms are per image by
+    definition.
+
     Args:
-        include_background, to_onehot_y, sigmoid, softmax, other_act, squared_pred, jaccard, smooth_nr, smooth_dr,
-            weight: as ``monai.losses.DiceLoss``.
         reduction: ``"mean"`` (over the present pairs), ``"sum"`` (over the present pairs) or ``"none"``
             (``[B, C]`` per image and class, 0 for absent classes).
 
     Example:
         >>> import torch
-        >>> loss = PresentClassDiceLoss(softmax=True, to_onehot_y=True, include_background=False)
-        >>> target = torch.zeros(2, 1, 8, 8); target[0, 0, :4] = 1; target[1, 0, 4:] = 2
-        >>> value = loss(torch.randn(2, 3, 8, 8), target)   # one term per image (class 1, then class 2)
+        >>> loss = PresentClassDiceLoss(to_onehot_y=True, include_background=False, smooth_nr=0, smooth_dr=0)
+        >>> target = torch.tensor([[[[1, 1, 0, 0]]]])  # class 1 present, class 2 absent
+        >>> probs = torch.tensor([[[[0.0, 0.0, 1.0, 1.0]], [[1.0, 0.5, 0.0, 0.0]], [[0.0, 0.5, 0.0, 0.0]]]])
+        >>> round(loss(probs, target).item(), 6)  # class 1 only: 1 - 2 * 1.5 / (1.5 + 2); DiceLoss adds class 2's 1
+        0.142857
+
+    Reference:
+        S. M. Hosseini and M. Soleymani Baghshah, "Dilated Balanced Cross Entropy Loss for Medical Image
+        Segmentation" (preprint), Sec. 3.2.
     """
 
     def __init__(
@@ -58,14 +67,11 @@ class PresentClassDiceLoss(_Loss):
         smooth_dr: float = 1e-5,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(reduction=LossReduction(reduction).value)
+        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
         self.dice = DiceLoss(
-            include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid, softmax=softmax,
-            other_act=other_act, squared_pred=squared_pred, jaccard=jaccard, reduction=LossReduction.NONE,
+            **self.input_args(), squared_pred=squared_pred, jaccard=jaccard, reduction=LossReduction.NONE,
             smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=False, weight=weight,
         )
-        self.include_background = include_background
-        self.to_onehot_y = to_onehot_y
 
     def present(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` (channels as the Dice terms): 1 where the class has a pixel in the image's target."""
@@ -85,17 +91,21 @@ class PresentClassDiceLoss(_Loss):
         terms = self.dice(input, target).reshape(input.shape[0], -1)
         present = self.present(input, target)
         kept = torch.where(present > 0, terms, torch.zeros_like(terms))  # absent terms may be 0/0 without smoothing
-        if self.reduction == LossReduction.NONE.value:
-            return kept
-        if self.reduction == LossReduction.SUM.value:
-            return kept.sum()
-        return kept.sum() / present.sum().clamp_min(1.0)
+        if self.reduction == LossReduction.MEAN.value:
+            return kept.sum() / present.sum().clamp_min(1.0)
+        return self.apply_reduction(kept)
 
 
 class PresentClassDiceCELoss(DiceCELoss):
     """MONAI's ``DiceCELoss`` whose Dice part is :class:`PresentClassDiceLoss` (the DBCE paper's Dice + CE on
-    Synapse). Arguments as ``monai.losses.DiceCELoss``; ``batch=True`` is not supported (the Dice terms are per
-    image by definition)."""
+    Synapse; the cross entropy is unchanged, over all classes and pixels).
+
+    The arguments are ``monai.losses.DiceCELoss``'s; ``batch=True`` is not supported (the Dice terms are per image by
+    definition).
+
+    Raises:
+        ValueError: ``batch=True``; ``monai.losses.DiceCELoss``'s errors.
+    """
 
     def __init__(
         self,
@@ -123,9 +133,9 @@ class PresentClassDiceCELoss(DiceCELoss):
             smooth_dr=smooth_dr, batch=False, weight=weight, lambda_dice=lambda_dice, lambda_ce=lambda_ce,
             label_smoothing=label_smoothing,
         )
-        dice_weight = weight[1:] if weight is not None and not include_background else weight
+        dice = self.dice  # MONAI's DiceLoss part, its weight already without the background where dropped
         self.dice = PresentClassDiceLoss(
             include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid, softmax=softmax,
             other_act=other_act, squared_pred=squared_pred, jaccard=jaccard, reduction=reduction,
-            smooth_nr=smooth_nr, smooth_dr=smooth_dr, weight=dice_weight,
+            smooth_nr=smooth_nr, smooth_dr=smooth_dr, weight=dice.class_weight,
         )

@@ -60,7 +60,7 @@ def bounded_power(t: torch.Tensor, exponent: float, floor: float = POWER_FLOOR) 
 
 
 class FocalTverskyLoss(RegionOnlyLoss):
-    """Focal Tversky loss ``(1 - Tv)^(1 / gamma)`` per image and class (DIBE paper Eq. 8, Abraham & Khan 2019).
+    """Focal Tversky loss ``(1 - Tv)^(1 / gamma)`` per image and class (Abraham & Khan 2019; DIBE paper Eq. 8).
 
     ``Tv = (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)`` with soft counts ``TP = sum p y``,
     ``FP = sum p (1 - y)``, ``FN = sum (1 - p) y`` over space (and batch with ``batch=True``), one-vs-rest per class.
@@ -74,10 +74,26 @@ class FocalTverskyLoss(RegionOnlyLoss):
     replaced by its secant (:func:`bounded_power`), so a perfect prediction gives the minimum 0 with a finite
     gradient although ``d/dTv (1 - Tv)^0.75`` is infinite at ``Tv = 1``.
 
+    The other arguments as :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
+
+    Args:
+        alpha: weight of false positives, ``>= 0``.
+        beta: weight of false negatives, ``>= 0``; default ``1 - alpha``.
+        gamma: the loss is ``(1 - Tv)^(1 / gamma)``, ``gamma > 0``.
+
+    Raises:
+        ValueError: ``alpha`` or ``beta`` negative, ``gamma <= 0``; and
+            :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
+
     Example:
-        >>> loss = FocalTverskyLoss(softmax=True, to_onehot_y=True)
-        >>> loss(torch.randn(2, 3, 16, 16), torch.randint(0, 3, (2, 1, 16, 16))).shape
-        torch.Size([])
+        >>> import torch
+        >>> p, y = torch.tensor([[[[0.9, 0.3, 0.2]]]]), torch.tensor([[[[1.0, 1.0, 0.0]]]])  # TP 1.2, FP 0.2, FN 0.8
+        >>> round(FocalTverskyLoss(smooth_nr=0, smooth_dr=0)(p, y).item(), 6)  # (1 - 1.2 / 1.58)^0.75
+        0.343435
+
+    Reference:
+        N. Abraham and N. M. Khan, "A novel focal Tversky loss function with improved attention U-Net for lesion
+        segmentation", ISBI 2019.
     """
 
     def __init__(
@@ -96,25 +112,6 @@ class FocalTverskyLoss(RegionOnlyLoss):
         batch: bool = False,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        """
-        Args:
-            include_background: if False, channel 0 (background) is excluded from the loss.
-            to_onehot_y: convert ``target`` (class indices ``(B, 1, ...)``) to one-hot.
-            sigmoid: apply a sigmoid to ``input`` (logits).
-            softmax: apply a softmax to ``input`` (logits).
-            other_act: another activation instead (then the input is read as probabilities after it).
-            alpha: weight of false positives, ``>= 0``.
-            beta: weight of false negatives, ``>= 0``; default ``1 - alpha``.
-            gamma: the loss is ``(1 - Tv)^(1 / gamma)``, ``gamma > 0``.
-            reduction: ``"none"`` (``[B, C]``, ``[C]`` with ``batch``), ``"mean"`` or ``"sum"`` of those.
-            smooth_nr: added to the numerator of ``Tv``.
-            smooth_dr: added to the denominator of ``Tv``.
-            batch: sum the counts over the batch before forming ``Tv``.
-            weight: class weights (one per selected class, or one number) multiplying the per-class loss.
-
-        Raises:
-            ValueError: more than one activation, a bad ``reduction``, or a hyperparameter out of range.
-        """
         super().__init__(
             include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
         )

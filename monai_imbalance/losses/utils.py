@@ -2,11 +2,9 @@
 
 ``forward`` of a loss runs: activation -> one-hot target -> drop background -> shape check -> the loss itself ->
 reduction. The pieces are here once so that every loss treats ``sigmoid``/``softmax``/``other_act``,
-``to_onehot_y`` and ``include_background`` the way ``monai.losses.DiceLoss`` does.
-
-NaN policy (all losses): a NaN or infinite logit gives a NaN loss; it is never turned into a finite number.
-Checking every step would cost a device synchronisation; ignite's ``TerminateOnNan`` (used by the bundles)
-stops training on the first NaN loss.
+``to_onehot_y`` and ``include_background`` the way ``monai.losses.DiceLoss`` does;
+:class:`monai_imbalance.losses.base.SegmentationLoss` applies them with a loss's own arguments (and states the
+package's NaN policy).
 """
 
 from __future__ import annotations
@@ -17,9 +15,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from monai.networks import one_hot
-from monai.utils import LossReduction
+from monai.utils import LossReduction, convert_to_tensor
 
 __all__ = [
+    "plain_tensor",
     "check_activation_args",
     "check_reduction",
     "check_input_shape",
@@ -34,6 +33,11 @@ __all__ = [
     "reduce_loss",
     "spatial_dims",
 ]
+
+
+def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` without MONAI metadata (same storage, autograd kept): a ``MetaTensor`` costs time on every op."""
+    return convert_to_tensor(tensor, track_meta=False)
 
 
 def check_activation_args(sigmoid: bool, softmax: bool, other_act: Callable | None) -> None:

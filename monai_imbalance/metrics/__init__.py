@@ -2,4 +2,16 @@
 
 from __future__ import annotations
 
+from .confusion import CONFUSION_FIELDS, ConfusionCountsMetric, compute_confusion_counts
 from .oii import OIIResult, OutputImbalanceIndexMetric, compute_oii, compute_oii_counts
+from .volumetric import (
+    EMPTY_POLICIES,
+    VOLUME_METRIC_FIELDS,
+    VolumetricSegmentationMetric,
+    compute_volume_metrics,
+    evaluate_volumes,
+    flat_volume_metrics,
+    spacing_of,
+    summarize_volume_metrics,
+    write_volume_report,
+)

@@ -10,11 +10,17 @@ from .crop import (
     CROP_CLASS_KEY,
     CROP_KIND_KEY,
     CROP_START_KEY,
+    MAC_DEFAULTS,
+    PC_DEFAULTS,
     CropSample,
     MaskAwareWindows,
     MaskAwareWindowsD,
     MaskAwareWindowsd,
     MaskAwareWindowsDict,
+    ProbabilisticCropCenters,
+    ProbabilisticCropCentersD,
+    ProbabilisticCropCentersd,
+    ProbabilisticCropCentersDict,
     ProbabilisticCropCentres,
     ProbabilisticCropCentresD,
     ProbabilisticCropCentresd,
@@ -46,4 +52,29 @@ from .weights import (
     dilation_weight_map,
     signed_distance_map,
     uncertainty_weight_map,
+)
+
+# isort: split
+# I/O transforms: loaders (io.py) and writers of predictions like their inputs (writers.py)
+from .io import (
+    ExtractSliceD,
+    ExtractSliced,
+    ExtractSliceDict,
+    LoadArrayD,
+    LoadArrayd,
+    LoadArrayDict,
+    LoadBinaryMaskD,
+    LoadBinaryMaskd,
+    LoadBinaryMaskDict,
+    pil_to_grey,
+    read_array,
+    split_volume_name,
+)
+from .writers import (
+    SaveLabelVolumeLikeInputD,
+    SaveLabelVolumeLikeInputd,
+    SaveLabelVolumeLikeInputDict,
+    SaveMaskLikeInputD,
+    SaveMaskLikeInputd,
+    SaveMaskLikeInputDict,
 )

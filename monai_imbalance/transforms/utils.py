@@ -1,12 +1,8 @@
-"""Array helpers of the transforms family: summed-area window counts (MAC) and distance transforms.
-
-Window counts are exact integer sums, computed from prefix sums taken only at the positions the start grid
-needs (a summed-area table restricted to the grid), so the cost is one pass over the mask plus work on the
-much smaller grid, whatever the crop size.
-"""
+"""Array helpers of the transforms family: summed-area window counts (MAC) and distance transforms."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,9 +11,15 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from monai_imbalance.transforms import _window_kernels
 from monai_imbalance.utils import ensure_int_sequence, to_numpy
 
-__all__ = ["window_start_grid", "window_foreground_counts"]
+__all__ = ["window_start_grid", "window_foreground_counts", "integral_image_counts", "KERNEL_MIN_PIXELS"]
+
+#: masks of at least this many pixels are counted by the piece-sum kernel (``_window_kernels``), about 20x faster
+#: than the integral image on a 512x512x150 volume; below it (every 2-D bundle image) the definition itself runs,
+#: in under a millisecond at 448x448 (``benchmarks/bench_crop.py``)
+KERNEL_MIN_PIXELS = 1 << 22
 
 
 def window_start_grid(spatial_shape: Sequence[int], roi_size: Sequence[int], stride: Sequence[int]) -> list[np.ndarray]:
@@ -27,105 +29,33 @@ def window_start_grid(spatial_shape: Sequence[int], roi_size: Sequence[int], str
     return [np.arange(0, n - r + 1, s, dtype=np.int64) for n, r, s in zip(spatial_shape, roi_size, stride)]
 
 
-#: bytes of mask converted to 0/1 at a time, so the converted chunk is summed while it is still in cache
-_CHUNK_BYTES = 1 << 20
-#: longest run of rows summed in uint8 lanes: 255 rows of 0/1 cannot overflow a byte
-_MAX_UINT8_ROWS = 255
-_LOW_BYTES = np.uint64(0x00FF00FF00FF00FF)
-_ONE_PER_LANE = np.uint64(0x0001000100010001)
+def integral_image_counts(mask: np.ndarray, roi: Sequence[int], stride: Sequence[int]) -> np.ndarray:
+    """The definition of :func:`window_foreground_counts`, on normalised arguments (one int per axis).
 
-
-def _last_axis_piece_sums_swar(arr: np.ndarray, end: int, count: int, length: int) -> np.ndarray:
-    """Sums of ``count`` consecutive pieces of ``length`` (a multiple of 8) along the last axis of a ``uint8``
-    array, each sum below 2**16, eight bytes per operation: a 64-bit word holds 8 columns; adding its even and odd
-    bytes gives 4 16-bit lanes, words of one piece add lane-wise, and a multiply-shift adds the 4 lanes (no lane
-    overflows because every partial sum is below 2**16). numpy reduces short contiguous rows one element at a time,
-    which made this step cost as much as reading the whole mask."""
-    src = np.ascontiguousarray(arr[..., :end])
-    words = src.view(np.uint64)
-    lanes = (words & _LOW_BYTES) + ((words >> np.uint64(8)) & _LOW_BYTES)
-    lanes = lanes.reshape(arr.shape[:-1] + (count, length // 8))
-    lanes = lanes[..., 0] + lanes[..., 1] if length == 16 else np.add.reduce(lanes, axis=-1)
-    return (lanes * _ONE_PER_LANE) >> np.uint64(48)
-
-
-def _axis_pieces(
-    num_starts: int, stride: int, roi: int, max_len: int | None
-) -> tuple[list[int], list[tuple[int, int, int]], np.ndarray | slice, np.ndarray | slice]:
-    """Cut one axis into consecutive pieces so that every window start and end is a piece boundary.
-
-    Returns ``(bounds, runs, lo, hi)``: the piece boundaries (from 0 to the last window end), the runs of
-    consecutive equal-length pieces as ``(first piece, number of pieces, length)``, and for every window the
-    boundary index of its start (``lo``) and of its end (``hi``), as index arrays or slices. Pieces are at most
-    ``max_len`` long when it is given.
+    A summed-area table (integral image) ``S`` of ``mask != 0``, ``numpy.cumsum`` along every axis with a leading
+    zero row, gives the count of any box as the alternating sum of ``S`` at its ``2**ndim`` corners; here for every
+    window of the start grid at once.
     """
-    last = (num_starts - 1) * stride
-    end = last + roi
-    step = roi if num_starts == 1 else math.gcd(stride, roi)
-    if (max_len is None or step <= max_len) and end // step <= 4 * num_starts + 8:
-        # every start and end lies on the grid of step gcd(stride, roi): equal pieces, summed by one reshape
-        n, jump, width = end // step, max(stride // step, 1), roi // step
-        lo = slice(0, (num_starts - 1) * jump + 1, jump)
-        hi = slice(width, width + (num_starts - 1) * jump + 1, jump)
-        return list(range(0, end + 1, step)), [(0, n, step)], lo, hi
-    starts = range(0, last + 1, stride)
-    bounds = [0]
-    for b in sorted(set(starts).union(range(roi, end + 1, stride)))[1:]:
-        if max_len is not None:
-            bounds.extend(range(bounds[-1] + max_len, b, max_len))
-        bounds.append(b)
-    where = {b: i for i, b in enumerate(bounds)}
-    lo_idx = np.fromiter((where[s] for s in starts), dtype=np.intp, count=num_starts)
-    hi_idx = np.fromiter((where[s + roi] for s in starts), dtype=np.intp, count=num_starts)
-    runs: list[list[int]] = []
-    for i in range(len(bounds) - 1):
-        length = bounds[i + 1] - bounds[i]
-        if runs and runs[-1][2] == length:
-            runs[-1][1] += 1
-        else:
-            runs.append([i, 1, length])
-    return bounds, [tuple(r) for r in runs], lo_idx, hi_idx
+    ndim = mask.ndim
+    table = np.zeros(tuple(n + 1 for n in mask.shape), dtype=np.int32 if mask.size < 2**31 else np.int64)
+    table[(slice(1, None),) * ndim] = mask != 0
+    for axis in range(ndim):
+        np.cumsum(table, axis=axis, out=table)
+    starts = window_start_grid(mask.shape, roi, stride)
+    counts = np.zeros([len(s) for s in starts], dtype=np.int64)
+    for corner in itertools.product((0, 1), repeat=ndim):  # per axis: 0 = the window's start, 1 = its end
+        sign = -1 if (ndim - sum(corner)) % 2 else 1
+        counts += sign * table[np.ix_(*[s + c * r for s, c, r in zip(starts, corner, roi)])]
+    return counts
 
 
-def _first_axis_piece_counts(rows: np.ndarray, bounds: list[int], runs: list[tuple[int, int, int]]) -> np.ndarray:
-    """``uint8`` array ``(pieces, M)``: the non-zero count of every column of ``rows`` ``(N, M)`` in every piece of
-    rows (pieces are at most 255 rows, so the byte sums cannot overflow)."""
-    width = rows.shape[1]
-    out = np.empty((len(bounds) - 1, width), dtype=np.uint8)
-    if rows.dtype == bool or (rows.dtype == np.uint8 and rows.max() <= 1):
-        # 0/1 bytes already (bool, binary uint8 masks): add whole rows as they lie, no conversion pass; numpy adds
-        # contiguous uint8 rows with SIMD, so this runs at memory bandwidth
-        src = rows.view(np.uint8)
-        for first, count, length in runs:
-            block = src[bounds[first] : bounds[first] + count * length].reshape(count, length, width)
-            np.sum(block, axis=1, dtype=np.uint8, out=out[first : first + count])
-        return out
-    # any other values or dtype: compare with 0 one cache-sized chunk at a time and sum the chunk while it is hot
-    chunk_rows = max(1, _CHUNK_BYTES // max(width * rows.itemsize, 1))
-    buffer = np.empty((min(chunk_rows, rows.shape[0]), width), dtype=bool)
-    for first, count, length in runs:
-        if length <= chunk_rows:
-            per_batch = chunk_rows // length
-            for p in range(first, first + count, per_batch):
-                n = min(per_batch, first + count - p)
-                block = np.not_equal(rows[bounds[p] : bounds[p] + n * length], 0, out=buffer[: n * length])
-                np.sum(block.view(np.uint8).reshape(n, length, width), axis=1, dtype=np.uint8, out=out[p : p + n])
-            continue
-        for p in range(first, first + count):
-            out[p] = 0
-            for r in range(bounds[p], bounds[p + 1], chunk_rows):
-                e = min(r + chunk_rows, bounds[p + 1])
-                block = np.not_equal(rows[r:e], 0, out=buffer[: e - r])
-                out[p] += np.sum(block.view(np.uint8), axis=0, dtype=np.uint8)
-    return out
-
-
-def _uint_dtype(bound: int) -> type[np.unsignedinteger]:
-    """Narrowest unsigned dtype holding ``bound`` (narrow sums move fewer bytes)."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if bound <= np.iinfo(dtype).max:
-            return dtype
-    return np.uint64
+def _window_counts(mask: np.ndarray, roi: Sequence[int], stride: Sequence[int]) -> np.ndarray:
+    """:func:`window_foreground_counts` on a numpy mask with one int per axis (no argument checks)."""
+    if mask.ndim == 0 or any(n < r for n, r in zip(mask.shape, roi)):
+        return np.zeros([max(0, (n - r) // s + 1) for n, r, s in zip(mask.shape, roi, stride)], dtype=np.int64)
+    if mask.size >= KERNEL_MIN_PIXELS:
+        return _window_kernels.piece_window_counts(mask, roi, stride)
+    return integral_image_counts(mask, roi, stride)
 
 
 def window_foreground_counts(
@@ -134,7 +64,7 @@ def window_foreground_counts(
     """Number of foreground (non-zero) pixels in every window of the MAC start grid.
 
     Args:
-        mask: spatial array (2-D or 3-D); any non-zero value is foreground.
+        mask: spatial array (2-D or 3-D), numpy or torch; any non-zero value is foreground.
         roi_size: window size, an int or one value per axis.
         stride: step between window starts, an int or one value per axis.
 
@@ -144,62 +74,13 @@ def window_foreground_counts(
         ROI is larger than the image gives ``K_i = 0`` (an empty array).
 
     The result equals looping over windows and summing ``mask[y:y + roi_h, x:x + roi_w] != 0`` (Algorithm 1 of
-    the MAC paper), but reads the mask once: every axis is cut into pieces whose boundaries include each window
-    start and end; the first (outermost) axis is summed piece by piece over whole contiguous rows in ``uint8``
-    lanes (at most 255 rows a piece, so no byte overflows), which runs at memory bandwidth; the remaining axes
-    are summed on that much smaller array, and the window counts are differences of prefix sums over the
-    piece grid (a summed-area table restricted to the positions the grid needs). Integer arithmetic throughout:
-    exact.
+    the MAC paper), computed from a summed-area table (:func:`integral_image_counts`), as the MAC reading
+    prescribes; masks of ``KERNEL_MIN_PIXELS`` or more (3-D volumes) take a faster kernel with the same integers.
     """
-    mask = np.asarray(mask)
+    mask = to_numpy(mask)
     roi = ensure_int_sequence(roi_size, mask.ndim, "roi_size")
     step = ensure_int_sequence(stride, mask.ndim, "stride")
-    num = [max(0, (n - r) // s + 1) for n, r, s in zip(mask.shape, roi, step)]
-    if mask.ndim == 0 or 0 in num:
-        return np.zeros(tuple(num), dtype=np.int64)
-    transposed = not mask.flags.c_contiguous and mask.flags.f_contiguous
-    if transposed:  # e.g. masks read through PIL or ITK: count on the C-ordered transpose instead of copying
-        mask, roi, step, num = mask.T, roi[::-1], step[::-1], num[::-1]
-    mask = np.ascontiguousarray(mask)
-    pieces = [
-        _axis_pieces(k, s, r, _MAX_UINT8_ROWS if axis == 0 else None)
-        for axis, (k, s, r) in enumerate(zip(num, step, roi))
-    ]
-    bounds, runs = pieces[0][0], pieces[0][1]
-    arr = _first_axis_piece_counts(mask.reshape(mask.shape[0], -1), bounds, runs)
-    arr = arr.reshape((len(bounds) - 1,) + mask.shape[1:])
-    bound = max(length for _, _, length in runs)  # largest value arr can hold
-    for axis in range(1, mask.ndim):
-        bounds, runs = pieces[axis][0], pieces[axis][1]
-        bound *= max(length for _, _, length in runs)
-        dtype = _uint_dtype(bound)
-        head, tail = arr.shape[:axis], arr.shape[axis + 1 :]
-        out = np.empty(head + (len(bounds) - 1,) + tail, dtype=dtype)
-        lead = (slice(None),) * axis
-        if axis == mask.ndim - 1 and arr.dtype == np.uint8 and bound < 2**16 and len(runs) == 1 and runs[0][2] % 8 == 0:
-            out[...] = _last_axis_piece_sums_swar(arr, bounds[-1], runs[0][1], runs[0][2])
-        elif axis == mask.ndim - 1:
-            # contiguous last axis: reduceat beats a reshape-sum over short rows, which numpy reduces slowly
-            np.add.reduceat(arr[..., : bounds[-1]], bounds[:-1], axis=axis, dtype=dtype, out=out)
-        else:
-            for first, count, length in runs:
-                block = arr[lead + (slice(bounds[first], bounds[first] + count * length),)]
-                block = block.reshape(head + (count, length) + tail)
-                np.sum(block, axis=axis + 1, dtype=dtype, out=out[lead + (slice(first, first + count),)])
-        arr = out
-    # window sums = differences of prefix sums over the piece grid, one axis at a time
-    for axis in range(mask.ndim):
-        lead = (slice(None),) * axis
-        shape = list(arr.shape)
-        shape[axis] += 1
-        prefix = np.zeros(shape, dtype=np.int64)
-        np.cumsum(arr.astype(np.int64), axis=axis, out=prefix[lead + (slice(1, None),)])  # cast first: faster
-        lo, hi = pieces[axis][2], pieces[axis][3]
-        if isinstance(lo, slice):
-            arr = prefix[lead + (hi,)] - prefix[lead + (lo,)]
-        else:
-            arr = prefix.take(hi, axis=axis) - prefix.take(lo, axis=axis)
-    return arr.T if transposed else arr
+    return _window_counts(mask, roi, step)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -257,14 +138,10 @@ def resolve_spacing(spacing: Any, ndim: int, data: Any = None) -> tuple[float, .
 
 
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
-    """Smallest box holding every non-zero element of ``mask`` (None when there is none)."""
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hits.size == 0:
-            return None
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
+    """Smallest box holding every non-zero element of ``mask`` (None when there is none): the box that
+    ``scipy.ndimage.find_objects`` gives the mask read as a single label."""
+    boxes = ndimage.find_objects(np.asarray(mask, dtype=bool).view(np.uint8))
+    return boxes[0] if boxes else None
 
 
 def _grow_box(box: tuple[slice, ...], margins: Sequence[int], shape: Sequence[int]) -> tuple[slice, ...]:

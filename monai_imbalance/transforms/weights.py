@@ -108,13 +108,21 @@ def _is_torch_device_path(label: Any) -> bool:
 
 
 def _check_label_tensor(label: torch.Tensor, name: str) -> torch.Tensor:
-    """Device-side version of ``validate_label``: whole, non-negative class values, as int64."""
+    """Device-side version of ``validate_label``: whole, non-negative class values. An integer label is returned as
+    it is; a float one in the smallest integer dtype that holds its values (``uint8`` up to 255), not int64."""
+    if label.numel() == 0:
+        return label
+    lo, hi = float(label.min()), float(label.max())
     if label.is_floating_point():
-        if not bool(torch.isfinite(label).all()) or bool((label != label.round()).any()):
+        if not (np.isfinite(lo) and np.isfinite(hi)):
             raise ValueError(f"{name} must hold class indices (whole numbers); got non-integer or non-finite values.")
-    label = label.long()
-    if label.numel() and int(label.min()) < 0:
-        raise ValueError(f"{name} has negative values (min {int(label.min())}); labels must be class indices >= 0.")
+        dtype = torch.uint8 if hi < 256 else torch.int32 if hi < 2**31 else torch.int64
+        converted = label.to(dtype)
+        if (lo < 0 or not bool((converted == label).all())) and bool((label != label.round()).any()):
+            raise ValueError(f"{name} must hold class indices (whole numbers); got non-integer or non-finite values.")
+        label = converted if lo >= 0 else label
+    if lo < 0:
+        raise ValueError(f"{name} has negative values (min {int(lo)}); labels must be class indices >= 0.")
     return label
 
 
@@ -122,10 +130,7 @@ def dilation_weight_map(label: Any, radius: float, spacing: Sequence[float] | No
     """DBCE weight map ``M`` of one spatial label map (Hosseini and Soleymani Baghshah, Eqs. 3-5).
 
     ``D^c = Y^c`` dilated by the ball of ``radius``, ``W^c = D^c / (1 + sum(D^c))``, ``M = max_c W^c``, for every
-    class present, background included.
-
-    Reading: dilation by a Euclidean disk equals thresholding a distance transform, ``D^c = EDT(not Y^c) <= R``,
-    with the disk ``{x : |x| <= R}`` (``skimage.morphology.disk(R)``); an absent class gets weight 0.
+    class present, background included (readings: :class:`DilationWeightMap`).
 
     Args:
         label: spatial integer label map ``(H, W[, D])``, numpy or torch (not validated here).
@@ -176,13 +181,8 @@ def uncertainty_weight_map(
 ) -> np.ndarray | torch.Tensor:
     """Bressan et al.'s pixel weight ``w(x) = omega_{c(x)} * delta(x)`` of one spatial label map (Eqs. 4-6).
 
-    ``delta(x) = 1 - exp(-d(x)^2 / (2 sigma^2))`` with ``d(x)`` the Euclidean distance to the nearest edge pixel.
-
-    Reading: ``d(x)`` is measured from every pixel, inside and outside objects, to the nearest edge pixel; an
-    edge pixel (``edge_mode="inner"``) is a pixel of a non-background class with a face neighbour of another
-    label (``"thick"``: both sides). ``omega_c = m / (C n_c)`` is a training-set statistic
-    (:func:`monai_imbalance.stats.class_frequency_weights`). An image without edges (empty or a single class)
-    has ``delta = 1`` everywhere.
+    ``delta(x) = 1 - exp(-d(x)^2 / (2 sigma^2))`` with ``d(x)`` the Euclidean distance to the nearest edge pixel
+    (readings: :class:`UncertaintyWeightMap`).
 
     Args:
         label: spatial integer label map, numpy or torch.
@@ -223,7 +223,8 @@ def uncertainty_weight_map(
     else:
         delta = np.ones(label.shape)
     omega = weights if weights is not None else np.ones(top + 1)
-    return (omega[np.asarray(label, dtype=np.int64)] * delta).astype(np.float32)
+    index = label if np.issubdtype(label.dtype, np.integer) else label.astype(np.intp)  # validated labels: no copy
+    return (omega[index] * delta).astype(np.float32)
 
 
 def signed_distance(mask: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:
@@ -253,12 +254,7 @@ def signed_distance_map(masks: Any, spacing: Sequence[float] | None = None) -> n
     """Per-channel signed distance maps of channel-first binary masks ``(C, *spatial)`` (Kervadec et al. 2019).
 
     Outside an object: ``+EDT`` to the object; inside: ``-(EDT to the background - 1)``, so the inner boundary is
-    0; an empty channel or a channel filling the whole image gives zeros.
-
-    Reading: the convention of Kervadec's reference code; the 6x6 mask with a 4x4 square at rows/cols 1-4 gives
-    corners 1.4142, outer ring 1, inner boundary 0, centre 2x2 -1. With ``spacing`` (mm) the ``1`` is the smallest
-    voxel size, so the inner boundary stays 0 and the inside stays ``<= 0`` (the reference code subtracts 1
-    whatever the spacing, which makes the inside positive below 1 mm).
+    0; an empty channel or a channel filling the whole image gives zeros (readings: :class:`SignedDistanceMap`).
 
     Returns:
         ``float32`` ``(C, *spatial)``, same kind and device as ``masks``.
@@ -422,7 +418,8 @@ class SignedDistanceMap(Transform):
 
     Reading: the convention of Kervadec's reference code. Reference: a 6x6 mask with a 4x4 square at rows/cols
     1-4 gives corners 1.4142, outer ring 1, inner boundary 0, centre 2x2 -1. With a spacing (mm) the ``1`` is the
-    smallest voxel size, so the inner boundary stays 0 and the inside ``<= 0``.
+    smallest voxel size, so the inner boundary stays 0 and the inside ``<= 0`` (the reference code subtracts 1
+    whatever the spacing, which makes the inside positive below 1 mm).
 
     Args:
         num_classes: one-hot an index label ``(1, *spatial)`` into this many channels first (channel ``c`` is the

@@ -23,8 +23,8 @@ from monai_imbalance.apps.acdc import (
     read_info_cfg,
 )
 from monai_imbalance.apps.checks import DatasetLayoutError
-from monai_imbalance.apps.loaders import ExtractSliced, LoadArrayd
 from monai_imbalance.apps.lookalike import write_acdc_lookalike
+from monai_imbalance.transforms import ExtractSliced, LoadArrayd
 
 
 @pytest.fixture(scope="module")

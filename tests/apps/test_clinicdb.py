@@ -19,8 +19,8 @@ from monai_imbalance.apps.clinicdb import (
 )
 from monai_imbalance.apps.download import DownloadError
 from monai_imbalance.apps.io import load_label_file
-from monai_imbalance.apps.loaders import LoadBinaryMaskd
 from monai_imbalance.apps.lookalike import _pair_2d, write_clinicdb_lookalike
+from monai_imbalance.transforms import LoadBinaryMaskd
 
 N = 30
 pytestmark = pytest.mark.filterwarnings("ignore:builtin type .* has no __module__ attribute")  # ITK's SWIG types

@@ -22,8 +22,8 @@ from monai_imbalance.apps.isic import (
     isic2018_split,
     prepare_isic2018,
 )
-from monai_imbalance.apps.loaders import LoadBinaryMaskd
 from monai_imbalance.apps.lookalike import write_isic_lookalike
+from monai_imbalance.transforms import LoadBinaryMaskd
 
 COUNTS = {"training": 10, "validation": 3, "test": 3}
 

@@ -22,8 +22,8 @@ from monai_imbalance.apps.kvasir import (
     kvasir_split,
     prepare_kvasir,
 )
-from monai_imbalance.apps.loaders import LoadBinaryMaskd
 from monai_imbalance.apps.lookalike import _pair_2d, write_kvasir_lookalike
+from monai_imbalance.transforms import LoadBinaryMaskd
 
 N = 30
 

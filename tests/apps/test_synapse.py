@@ -12,7 +12,6 @@ from monai.data import load_decathlon_datalist
 
 from monai_imbalance.apps.checks import DatasetLayoutError, write_synthetic_marker
 from monai_imbalance.apps.download import DownloadError
-from monai_imbalance.apps.loaders import LoadArrayd
 from monai_imbalance.apps.lookalike import write_synapse_lookalike
 from monai_imbalance.apps.synapse import (
     SYNAPSE_NUM_TRAIN_SLICES,
@@ -26,6 +25,7 @@ from monai_imbalance.apps.synapse import (
     synapse_items,
     synapse_split,
 )
+from monai_imbalance.transforms import LoadArrayd
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 
-from monai_imbalance.engines import LossWithBatchKeys
 from monai_imbalance.losses import DilatedBalancedCELoss, ModifiedBoundaryLoss, RegionBoundaryLoss
 from tests.bundles import BUNDLES, copy_bundle, parse_bundle, run_bundle
 from tests.bundles.test_kvasir_bundle import epoch_metrics
@@ -119,9 +118,10 @@ def test_documented_losses_run_one_iteration(loss, data, trained, tmp_path):
     parser, losses = run_one_iteration(root, {"dataset_dir": str(data), "loss": loss, "val_interval": 5, **SMALL})
     assert len(losses) == 1 and math.isfinite(losses[0])
     loss_fn = parser.get_parsed_content("loss_function")
+    loss_inputs = parser.get_parsed_content("train#trainer").loss_inputs
     if loss in ("modified_boundary", "boundary", "dbce"):  # they read maps precomputed per sample
-        assert isinstance(loss_fn, LossWithBatchKeys)
-        inner = loss_fn.loss
+        assert loss_inputs == ({"weight_map": "label_weight"} if loss == "dbce" else {"dist_map": "label_sdm"})
+        inner = loss_fn
         if loss == "modified_boundary":
             assert isinstance(inner, ModifiedBoundaryLoss) and losses[0] <= 0  # -TP / (FP + FN): never above 0
         if loss == "boundary":  # Wu's baseline: the boundary loss alone, w = 1 and kept there

@@ -17,7 +17,6 @@ import pytest
 import torch
 from ignite.engine import Events
 
-from monai_imbalance.engines import LossWithBatchKeys
 from monai_imbalance.losses import DeepSupervisionLoss, DilatedBalancedCELoss
 from monai_imbalance.losses.present_class_dice import PresentClassDiceCELoss
 from tests.bundles import BUNDLES, copy_bundle, parse_bundle, run_bundle
@@ -91,14 +90,17 @@ def check_conventional_ids(name: str, dataset_dir) -> None:
     for key in ("bundle_root", "device", "dataset_dir", "network_def", "evaluator", "input_dir", "output_dir"):
         assert key in parser, key
     assert "train" not in parser.config
-    import monai_imbalance.apps.loaders
     import monai_imbalance.engines
     import monai_imbalance.handlers
+    import monai_imbalance.inferers
     import monai_imbalance.losses
+    import monai_imbalance.metrics
     import monai_imbalance.networks
+    import monai_imbalance.transforms
 
-    ours = {n for m in (monai_imbalance.apps.loaders, monai_imbalance.engines, monai_imbalance.handlers,
-                        monai_imbalance.losses, monai_imbalance.networks) for n in dir(m) if not n.startswith("_")}
+    ours = {n for m in (monai_imbalance.engines, monai_imbalance.handlers, monai_imbalance.inferers,
+                        monai_imbalance.losses, monai_imbalance.metrics, monai_imbalance.networks,
+                        monai_imbalance.transforms) for n in dir(m) if not n.startswith("_")}
     for config in (BUNDLES / name / "configs").glob("*.yaml"):  # our classes by full _target_ path, never short
         short = set(re.findall(r"_target_: (\w+)\s*$", config.read_text(), flags=re.M))
         assert not short & ours, (config.name, short & ours)
@@ -228,9 +230,9 @@ def test_documented_losses_run_one_iteration(loss, data, trained, tmp_path):
     inner = loss_fn.loss
     if loss == "dice_ce":
         assert isinstance(inner, PresentClassDiceCELoss)  # only the organs present in a slice in the Dice terms
-    if loss == "dbce":
-        assert isinstance(inner, LossWithBatchKeys) and isinstance(inner.loss, DilatedBalancedCELoss)
-        assert inner.loss.radius == 10
+    if loss == "dbce":  # the trainer passes the map to the loss of every head
+        assert isinstance(inner, DilatedBalancedCELoss) and inner.radius == 10
+        assert parser.get_parsed_content("train#trainer").loss_inputs == {"weight_map": "label_weight"}
 
 
 def test_docs_list_the_tested_losses_and_metadata_is_complete():

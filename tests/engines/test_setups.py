@@ -7,21 +7,18 @@ import pytest
 import torch
 from ignite.engine import Events
 from monai.data import DataLoader, Dataset
-from monai.engines import SupervisedTrainer
 from monai.transforms import Compose, EnsureTyped
 
 import monai_imbalance.losses as ours
-from monai_imbalance.engines import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, paper_setup
+from monai_imbalance.engines import (
+    CROP_NAMES,
+    LOSS_NAMES,
+    PAPER_SETUPS,
+    SegmentationSetup,
+    SupervisedTrainerWithLossInputs,
+    paper_setup,
+)
 from monai_imbalance.losses import DeepSupervisionLoss
-
-_CLASS_OF = {"dibe": "DIBELoss", "dibe_dis": "DIBEDisLoss", "dibe_reg": "DIBERegLoss",
-             "focal_tversky": "FocalTverskyLoss", "combo": "ComboLoss", "exp_log": "ExpLogLoss",
-             "hybrid_focal": "HybridFocalLoss"}
-
-
-def _need_loss_class(name: str) -> None:
-    if name in _CLASS_OF and not hasattr(ours, _CLASS_OF[name]):
-        pytest.skip(f"monai_imbalance.losses.{_CLASS_OF[name]} (issue 5) is not in the package yet")
 
 
 def _items(n=4, size=32, seed=0):
@@ -54,9 +51,10 @@ def _train_one_epoch(setup: SegmentationSetup, heads: int = 1, size: int = 32):
     loader = DataLoader(Dataset(_items(size=size), transforms), batch_size=2, num_workers=0)
     net = _TwoHeads(setup.out_channels, heads)
     before = [p.detach().clone() for p in net.parameters()]
-    trainer = SupervisedTrainer(device=torch.device("cpu"), max_epochs=1, train_data_loader=loader, network=net,
-                                optimizer=torch.optim.SGD(net.parameters(), lr=0.1), loss_function=setup.loss_function,
-                                train_handlers=setup.train_handlers, decollate=False)
+    trainer = SupervisedTrainerWithLossInputs(
+        device=torch.device("cpu"), max_epochs=1, train_data_loader=loader, network=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.1), loss_function=setup.loss_function,
+        loss_inputs=setup.loss_inputs, train_handlers=setup.train_handlers, decollate=False)
     losses = []
     trainer.add_event_handler(Events.ITERATION_COMPLETED,
                               lambda e: losses.append(float(e.state.output["loss"].detach())))
@@ -68,14 +66,37 @@ def _train_one_epoch(setup: SegmentationSetup, heads: int = 1, size: int = 32):
 @pytest.mark.parametrize("out_channels", [1, 2], ids=["sigmoid", "softmax"])
 @pytest.mark.parametrize("loss", LOSS_NAMES)
 def test_every_loss_trains_one_epoch(loss, out_channels):
-    _need_loss_class(loss)
     setup = SegmentationSetup(loss=loss, crop="none", out_channels=out_channels)
+    received = []
+    setup.loss.register_forward_pre_hook(lambda module, args, kwargs: received.append(dict(kwargs)),
+                                         with_kwargs=True)
     losses, moved, trainer = _train_one_epoch(setup)
     assert len(losses) == 2 and all(np.isfinite(losses)), losses
     assert moved, "the optimizer step changed no weight"
     assert trainer.state.epoch == 1
-    if setup.map_keys:  # the loss read its maps from the batch through LossWithBatchKeys
-        assert setup.train_handlers and setup.train_handlers[0] is setup.loss_function
+    # the trainer passed each map the setup computes to the loss, under the loss's argument name
+    assert len(received) == 2 and all(set(kw) == set(setup.loss_inputs) for kw in received)
+    assert list(setup.loss_inputs.values()) == setup.map_keys
+    if setup.map_keys:
+        assert all(kw[arg].shape[0] == 2 and kw[arg].shape[2:] == (32, 32) for kw in received for arg in kw)
+
+
+def test_loss_inputs_reach_the_loss_with_the_batch_values():
+    setup = SegmentationSetup(loss="dbce", crop="none", out_channels=1, loss_params={"dbce": {"radius": 2}})
+    seen = []
+    setup.loss.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs["weight_map"].clone()),
+                                         with_kwargs=True)
+    transforms = Compose(setup.map_transforms)
+    expected = torch.stack([torch.as_tensor(transforms(dict(it))["label_weight"]) for it in _items()[:2]])
+    _train_one_epoch(setup)
+    assert torch.allclose(seen[0].float(), expected.float())
+
+
+def test_missing_map_key_names_the_key_and_the_fix():
+    setup = SegmentationSetup(loss="dbce", crop="none", out_channels=1)
+    setup.map_transforms = []  # a pipeline without the map transforms
+    with pytest.raises(KeyError, match="label_weight.*map_transforms"):
+        _train_one_epoch(setup)
 
 
 @pytest.mark.parametrize("loss", ["dbce", "boundary", "ce"])
@@ -106,7 +127,7 @@ def test_every_crop_gives_roi_sized_samples(crop):
     for s in samples:
         assert tuple(s["label"].shape) == expected and tuple(s["image"].shape) == (3,) + expected[1:]
         assert tuple(s["label_weight"].shape) == expected  # map computed on the sample itself
-        assert not any(k.endswith(("_mac_windows", "_pc_centres")) for k in s)  # records consumed by the crop
+        assert not any(k.endswith(("_mac_windows", "_pc_centers")) for k in s)  # records consumed by the crop
     if crop == "mac":  # tau=1: every crop is a MAC crop with at least 25% foreground
         for s in samples:
             assert s["label"].meta["crop_kind"] == "mac"
@@ -134,9 +155,8 @@ def test_paper_defaults_and_params():
     assert mac.crop_params == {"rho": 0.25, "tau": 5, "stride": 16}
     dbce = SegmentationSetup(loss="dbce", loss_params={"dbce": {"radius": 10}, "dibe": {"alpha": 0.5}})
     assert dbce.loss.radius == 10  # other losses' entries are ignored
-    dibe = SegmentationSetup(loss="dibe") if hasattr(ours, "DIBELoss") else None
-    if dibe is not None:  # the paper's (alpha, beta) = (0.3, 0.7) is alpha=0.7 (FP), beta=0.3 (FN) here
-        assert (dibe.loss_params["alpha"], dibe.loss_params["beta"]) == (0.7, 0.3)
+    dibe = SegmentationSetup(loss="dibe")  # the paper's (alpha, beta) = (0.3, 0.7) is alpha=0.7 (FP), beta=0.3 (FN)
+    assert (dibe.loss_params["alpha"], dibe.loss_params["beta"]) == (0.7, 0.3)
     ce = SegmentationSetup(loss="ce", out_channels=1)
     assert ce.loss.class_weight.tolist() == [1.0, 1.0]
 

@@ -1,15 +1,22 @@
+"""Balanced CE, DBCE and Bressan's uncertainty-weighted CE, and their base :class:`PixelWeightedCELoss`."""
+
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from monai.data import MetaTensor
 from monai.networks import one_hot
 
 from monai_imbalance.apps.synthetic import make_synthetic_pair
-from monai_imbalance.losses import BalancedCELoss, DilatedBalancedCELoss, UncertaintyWeightedCELoss
+from monai_imbalance.losses import (
+    BalancedCELoss,
+    DilatedBalancedCELoss,
+    PixelWeightedCELoss,
+    UncertaintyWeightedCELoss,
+)
 from monai_imbalance.transforms import DilationWeightMap, UncertaintyWeightMap
 
 HAND_CASE = math.log(2) * (5 / 6 + 20 / 26)  # 1.1108128
@@ -21,31 +28,21 @@ def hand_target():
     return target
 
 
-def synthetic_batch(shape=(24, 20), num_classes=3, batch=2, seed=0):
-    labels = [
-        make_synthetic_pair(shape, fg_fraction=0.1, num_classes=num_classes, seed=seed + i)["label"]
-        for i in range(batch)
-    ]
-    target = torch.as_tensor(np.stack(labels)).long()
-    logits = torch.randn(batch, num_classes, *shape, generator=torch.Generator().manual_seed(seed))
-    return logits, target
-
-
 # -------------------------------------------------------------------------------------------------------- DBCE
 
 
 @pytest.mark.parametrize(
-    "kwargs, channels, onehot",
+    "kwargs, channels, onehot_target",
     [
-        (dict(softmax=True, to_onehot_y=True), 2, False),  # fused path
+        (dict(softmax=True, to_onehot_y=True), 2, False),  # CE read from class indices
         (dict(softmax=True), 2, True),  # one-hot target
         (dict(sigmoid=True), 1, False),  # binary, one channel
         (dict(other_act=lambda x: torch.softmax(x, 1), to_onehot_y=True), 2, False),  # probabilities
     ],
 )
-def test_dbce_hand_case(kwargs, channels, onehot):
+def test_dbce_hand_case(kwargs, channels, onehot_target):
     target = hand_target()
-    if onehot:
+    if onehot_target:
         target = one_hot(target, 2)
     logits = torch.zeros(1, channels, 5, 5, requires_grad=True)
     loss = DilatedBalancedCELoss(radius=1, **kwargs)(logits, target)
@@ -55,7 +52,7 @@ def test_dbce_hand_case(kwargs, channels, onehot):
     assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
 
 
-def test_dbce_radius_zero_is_balanced_ce_with_inverse_count_plus_one():
+def test_dbce_radius_zero_is_balanced_ce_with_inverse_count_plus_one(synthetic_batch):
     logits, target = synthetic_batch(batch=2)
     loss = DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=0)(logits, target)
     ce = F.cross_entropy(logits, target[:, 0], reduction="none")
@@ -71,7 +68,7 @@ def test_dbce_radius_zero_is_balanced_ce_with_inverse_count_plus_one():
     assert dbce(logits[:1], target[:1]).item() == pytest.approx(balanced(logits[:1], target[:1]).item(), rel=1e-5)
 
 
-def test_dbce_precomputed_map_equals_on_the_fly_and_reductions():
+def test_dbce_precomputed_map_equals_on_the_fly_and_reductions(synthetic_batch):
     logits, target = synthetic_batch(batch=3, seed=4)
     loss = DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=3)
     weight_map = torch.stack([torch.as_tensor(DilationWeightMap(3)(t.numpy())) for t in target])
@@ -84,22 +81,38 @@ def test_dbce_precomputed_map_equals_on_the_fly_and_reductions():
     assert total.item() == pytest.approx(3 * on_the_fly.item(), rel=1e-5)
 
 
-def test_fused_path_matches_general_path_values_and_gradients():
+def _value_and_grad(loss, logits, target, **kwargs):
+    x = logits.clone().requires_grad_(True)
+    value = loss(x, target, **kwargs)
+    value.sum().backward()
+    return value.detach(), x.grad
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_index_path_matches_onehot_path_and_the_definition(reduction, synthetic_batch, onehot):
+    # class indices with softmax skip the one-hot (log_softmax gathered; BalancedCELoss: torch's weighted CE): the
+    # values and gradients equal the one-hot path's and the definition -sum_x w(x) log softmax(x)_y(x)
     logits, target = synthetic_batch(num_classes=4, seed=2)
-    weight_map = torch.rand(2, 1, 24, 20)
-    values, grads = [], []
-    for kwargs, tgt in ((dict(to_onehot_y=True), target), ({}, one_hot(target, 4))):
-        for reduction in ("mean", "sum", "none"):
-            x = logits.clone().requires_grad_(True)
-            loss = DilatedBalancedCELoss(softmax=True, radius=2, reduction=reduction, **kwargs)
-            value = loss(x, tgt, weight_map=weight_map)
-            value.sum().backward()
-            values.append(value.detach())
-            grads.append(x.grad)
-    for a, b in zip(values[:3], values[3:]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-    for a, b in zip(grads[:3], grads[3:]):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    weight_map = torch.rand(2, 1, 24, 20, generator=torch.Generator().manual_seed(3))
+    class_weight = torch.tensor([0.5, 1.0, 2.0, 4.0])
+    frequency = target.numel() / torch.bincount(target.reshape(-1)).double()
+    cases = [  # loss, its arguments, forward's extra arguments, the weight of each pixel, what "mean" divides by
+        (DilatedBalancedCELoss, {"radius": 2}, {"weight_map": weight_map}, weight_map.double(), 2),
+        (BalancedCELoss, {"weight": class_weight}, {}, class_weight.double()[target], target.numel()),
+        (BalancedCELoss, {}, {}, frequency[target], target.numel()),
+    ]
+    for cls, args, call, weights, mean_over in cases:
+        loss = cls(softmax=True, to_onehot_y=True, reduction=reduction, **args)
+        index = _value_and_grad(loss, logits, target, **call)
+        dense = _value_and_grad(cls(softmax=True, reduction=reduction, **args), logits, onehot(target, 4), **call)
+        x = logits.double().clone().requires_grad_(True)
+        definition = -torch.log_softmax(x, 1).gather(1, target) * weights
+        if reduction != "none":
+            definition = definition.sum() / (mean_over if reduction == "mean" else 1)
+        definition.sum().backward()
+        for value, grad in (index, dense):
+            torch.testing.assert_close(value.double(), definition.detach(), rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(grad.double(), x.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_dbce_3d_and_binary_sigmoid():
@@ -116,7 +129,7 @@ def test_dbce_3d_and_binary_sigmoid():
     assert torch.isfinite(logits.grad).all()
 
 
-def test_include_background_false_drops_background_pixels():
+def test_include_background_false_drops_background_pixels(synthetic_batch):
     logits, target = synthetic_batch(seed=6)
     weight_map = torch.ones(2, 1, 24, 20)
     full = DilatedBalancedCELoss(softmax=True, to_onehot_y=True, reduction="none")(logits, target, weight_map)
@@ -131,7 +144,7 @@ def test_include_background_false_drops_background_pixels():
 # ---------------------------------------------------------------------------------------------- balanced CE
 
 
-def test_balanced_ce_batch_and_image_frequencies():
+def test_balanced_ce_batch_and_image_frequencies(synthetic_batch):
     logits, target = synthetic_batch(seed=8)
     ce = F.cross_entropy(logits, target[:, 0], reduction="none")
     counts = torch.bincount(target.reshape(-1), minlength=3).double()
@@ -148,17 +161,21 @@ def test_balanced_ce_batch_and_image_frequencies():
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-def test_balanced_ce_given_weights_match_torch_and_absent_class():
+def test_balanced_ce_given_weights_match_torch_and_absent_class(synthetic_batch):
     logits, target = synthetic_batch(seed=9)
     weight = torch.tensor([0.2, 1.5, 3.0])
     expected = F.cross_entropy(logits, target[:, 0], weight=weight, reduction="none").mean()
     loss = BalancedCELoss(softmax=True, to_onehot_y=True, weight=weight)
     assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-5)
-    assert "class_weight" in loss.state_dict()
-    # class 2 absent from the batch: weight 0, the loss stays finite
+    torch.testing.assert_close(loss.state_dict()["class_weight"], weight)  # a buffer: saved and moved with the loss
+    assert loss.double().class_weight.dtype == torch.float64
+    # class 2 absent from the batch: weight 0, the two present classes get N / n_c
     target2 = target.clamp(max=1)
+    ce = F.cross_entropy(logits, target2[:, 0], reduction="none").double()
+    counts = torch.bincount(target2.reshape(-1), minlength=3).double()
+    expected = (ce * (target2.numel() / counts)[target2[:, 0]]).mean()
     value = BalancedCELoss(softmax=True, to_onehot_y=True)(logits, target2)
-    assert torch.isfinite(value)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="weight has 2 values"):
         BalancedCELoss(softmax=True, to_onehot_y=True, weight=[1.0, 2.0])(logits, target)
 
@@ -166,7 +183,7 @@ def test_balanced_ce_given_weights_match_torch_and_absent_class():
 # ----------------------------------------------------------------------------------------- uncertainty CE
 
 
-def test_uncertainty_ce_equals_mean_of_weighted_ce_and_precomputed_map():
+def test_uncertainty_ce_equals_mean_of_weighted_ce_and_precomputed_map(synthetic_batch):
     logits, target = synthetic_batch(seed=10)
     omega = [0.5, 2.0, 4.0]
     loss = UncertaintyWeightedCELoss(softmax=True, to_onehot_y=True, sigma=1.5, class_weights=omega)
@@ -234,7 +251,7 @@ def test_nan_logits_give_nan_loss(loss):
     assert torch.isnan(loss(logits, target))
 
 
-def test_bad_inputs_raise_clear_errors():
+def test_bad_inputs_raise_clear_errors(synthetic_batch):
     logits, target = synthetic_batch()
     loss = DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=1)
     with pytest.raises(ValueError, match=r"weight_map must have shape \(2, 1, 24, 20\).*got \(2, 24, 20\)"):
@@ -253,3 +270,46 @@ def test_bad_inputs_raise_clear_errors():
         BalancedCELoss(reduction="median")
     with pytest.raises(ValueError, match=r"ground truth has different shape"):
         BalancedCELoss(softmax=True)(logits, one_hot(target, 3)[:, :2])
+
+
+# ------------------------------------------------------------------------------------------------ the base class
+
+
+class _DistanceToTopWeightedCE(PixelWeightedCELoss):
+    """A new weight-map loss in one subclass: weight ``1 + row index`` (any deterministic map of the labels)."""
+
+    def compute_weight_map(self, labels):
+        rows = torch.arange(labels.shape[2], dtype=torch.float32, device=labels.device)
+        return (1.0 + rows).view(1, 1, -1, 1).expand(labels.shape[0], 1, -1, labels.shape[3])
+
+
+def test_a_subclass_only_defines_its_map(synthetic_batch):
+    logits, target = synthetic_batch(seed=11)
+    loss = _DistanceToTopWeightedCE(softmax=True, to_onehot_y=True)
+    rows = torch.arange(1.0, 25.0).view(1, 1, -1, 1)
+    expected = (F.cross_entropy(logits, target[:, 0], reduction="none").unsqueeze(1) * rows).mean()
+    assert loss(logits, target).item() == pytest.approx(expected.item(), rel=1e-5)
+    given = torch.ones(2, 1, 24, 20)  # a given map wins over the computed one
+    plain = F.cross_entropy(logits, target[:, 0])
+    assert loss(logits, target, weight_map=given).item() == pytest.approx(plain.item(), rel=1e-5)
+    with pytest.raises(NotImplementedError, match="compute_weight_map"):
+        PixelWeightedCELoss(softmax=True, to_onehot_y=True)(logits, target)
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [
+        DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=2),
+        BalancedCELoss(softmax=True, to_onehot_y=True, batch=False),
+        UncertaintyWeightedCELoss(sigmoid=True, sigma=1.5),
+    ],
+    ids=["dbce", "balanced-per-image", "uncertainty-sigmoid"],
+)
+def test_metatensor_and_tensor_inputs_give_the_same_loss(loss, synthetic_batch):
+    logits, target = synthetic_batch(num_classes=2, seed=12)
+    if loss.sigmoid:
+        logits = logits[:, 1:]
+    expected = loss(logits, target)
+    value = loss(MetaTensor(logits), MetaTensor(target.float()))
+    assert not isinstance(value, MetaTensor)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -1,25 +1,26 @@
+"""Kervadec's boundary loss, Wu's modified boundary loss and the scheduled region + boundary combination."""
+
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from monai.losses import BoundaryLoss as MonaiBoundaryLoss
 from monai.losses import DiceLoss
 from monai.networks import one_hot
 
-from monai_imbalance.apps.synthetic import make_synthetic_pair
-from monai_imbalance.losses import BoundaryLoss, ModifiedBoundaryLoss, RegionBoundaryLoss
+from monai_imbalance.losses import BoundaryLoss, DistanceMapLoss, ModifiedBoundaryLoss, RegionBoundaryLoss
 from monai_imbalance.transforms import SignedDistanceMap
 
 
-def synthetic_batch(shape=(20, 18), num_classes=3, batch=2, seed=0):
-    labels = [
-        make_synthetic_pair(shape, fg_fraction=0.15, num_classes=num_classes, seed=seed + i)["label"]
-        for i in range(batch)
-    ]
-    target = torch.as_tensor(np.stack(labels)).float()
-    logits = torch.randn(batch, num_classes, *shape, generator=torch.Generator().manual_seed(seed))
-    return logits, target
+@pytest.fixture
+def contour_batch(synthetic_batch):
+    """Logits and float labels ``(B, 1, 20, 18)`` (default) with objects of about 15% of the image."""
+
+    def make(shape=(20, 18), num_classes=3, batch=2, seed=0):
+        logits, target = synthetic_batch(shape, num_classes=num_classes, batch=batch, seed=seed, fg_fraction=0.15)
+        return logits, target.float()
+
+    return make
 
 
 def precomputed_maps(target, num_classes):
@@ -28,8 +29,8 @@ def precomputed_maps(target, num_classes):
 
 @pytest.mark.parametrize("include_background", [True, False])
 @pytest.mark.parametrize("shape", [(20, 18), (10, 12, 8)])
-def test_boundary_loss_equals_monai_and_precomputed_path(include_background, shape):
-    logits, target = synthetic_batch(shape=shape)
+def test_boundary_loss_equals_monai_and_precomputed_path(include_background, shape, contour_batch):
+    logits, target = contour_batch(shape=shape)
     kwargs = dict(softmax=True, to_onehot_y=True, include_background=include_background)
     expected = MonaiBoundaryLoss(**kwargs)(logits, target)
     ours = BoundaryLoss(**kwargs)
@@ -41,8 +42,8 @@ def test_boundary_loss_equals_monai_and_precomputed_path(include_background, sha
     assert BoundaryLoss(reduction="none", batch=True, **kwargs)(logits, target).shape == none.shape[1:]
 
 
-def test_perfect_prediction_is_the_minimum():
-    _, target = synthetic_batch(seed=3)
+def test_perfect_prediction_is_the_minimum(contour_batch):
+    _, target = contour_batch(seed=3)
     perfect = one_hot(target, 3)
     generator = torch.Generator().manual_seed(0)
     for loss in (
@@ -69,8 +70,8 @@ def test_modified_boundary_hand_case():
     assert loss(probs, target, dist_map=sdm).item() == pytest.approx(-2 / (3 + 1e-5), rel=1e-6)
 
 
-def test_modified_boundary_absent_class_term_is_zero_without_gradient():
-    _, target = synthetic_batch(seed=5)
+def test_modified_boundary_absent_class_term_is_zero_without_gradient(contour_batch):
+    _, target = contour_batch(seed=5)
     target[1] = target[1].clamp(max=1)  # class 2 absent from image 1
     logits = torch.randn(2, 3, 20, 18, requires_grad=True)
     per_class = ModifiedBoundaryLoss(softmax=True, to_onehot_y=True, reduction="none")(logits, target)
@@ -107,8 +108,8 @@ def test_nan_logits_give_nan_loss_even_without_a_contour(loss_class):
     assert torch.isnan(loss_class(softmax=True, to_onehot_y=True)(logits, torch.zeros(1, 1, 6, 6)))
 
 
-def test_dist_map_shape_errors_and_spacing():
-    logits, target = synthetic_batch()
+def test_dist_map_shape_errors_and_spacing(contour_batch):
+    logits, target = contour_batch()
     loss = BoundaryLoss(softmax=True, to_onehot_y=True, include_background=False)
     with pytest.raises(ValueError, match=r"dist_map must have shape \(2, 3, 20, 18\).*got \(2, 1, 20, 18\)"):
         loss(logits, target, dist_map=torch.zeros(2, 1, 20, 18))
@@ -124,8 +125,8 @@ def test_dist_map_shape_errors_and_spacing():
     assert wu_mm(logits, target).item() == pytest.approx(wu(logits, target).item(), rel=1e-5)
 
 
-def test_region_boundary_combination():
-    logits, target = synthetic_batch(seed=7)
+def test_region_boundary_combination(contour_batch):
+    logits, target = contour_batch(seed=7)
     region = DiceLoss(softmax=True, to_onehot_y=True)
     boundary = BoundaryLoss(softmax=True, to_onehot_y=True, include_background=False)
     maps = precomputed_maps(target, 3)
@@ -140,3 +141,18 @@ def test_region_boundary_combination():
         rebalanced.boundary_weight = 1.5
     with pytest.raises(ValueError, match="boundary_weight"):
         RegionBoundaryLoss(region, boundary, boundary_weight=-0.1)
+
+
+def test_boundary_loss_on_the_readings_reference_map():
+    # Reading: a 6x6 mask with a 4x4 square at rows/cols 1-4 has the map: corners sqrt(2), the rest of the outer
+    # ring 1, the square's inner boundary 0, its centre 2x2 -1
+    mask = torch.zeros(1, 1, 6, 6)
+    mask[..., 1:5, 1:5] = 1
+    loss = BoundaryLoss()  # probabilities, one channel (the foreground)
+    assert loss(mask, mask).item() == pytest.approx(-4 / 36, rel=1e-6)  # perfect prediction: the centre only
+    everywhere = (4 * 2**0.5 + 16 * 1.0 + 12 * 0.0 + 4 * -1.0) / 36
+    assert loss(torch.ones_like(mask), mask).item() == pytest.approx(everywhere, rel=1e-6)
+    assert loss(torch.zeros_like(mask), mask).item() == 0.0
+    # the family base computes the map the same way for both losses
+    _, _, sdm = DistanceMapLoss().probabilities_and_maps(mask, mask, None)
+    assert sdm[0, 0, 0, 0].item() == pytest.approx(2**0.5) and sdm[0, 0, 2, 2].item() == -1.0

@@ -10,32 +10,21 @@ from monai.losses import DiceLoss
 
 from monai_imbalance.losses import ComboLoss, DIBEDisLoss, ExpLogLoss, FocalTverskyLoss, HybridFocalLoss
 
-P44 = [[0.9, 0.6, 0.3, 0.05], [0.8, 0.45, 0.7, 0.1], [0.2, 0.55, 0.95, 0.4], [0.02, 0.3, 0.65, 0.85]]
-Y44 = [[1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
-PAIRS = [(p, y) for rp, ry in zip(P44, Y44) for p, y in zip(rp, ry)]
-TP, FP, FN = 5.5, 2.32, 2.5  # sum p y, sum p (1 - y), sum (1 - p) y, by hand
+
+def wbce(pairs, lam=0.75, gamma_ce=1.0):
+    """Mean of Eq. 11 (Eq. 2 for gamma_ce = 1) over the (p, y) pairs."""
+    return sum(lam * (-math.log(p)) ** gamma_ce if y else (1 - lam) * (-math.log(1 - p)) ** gamma_ce
+               for p, y in pairs) / len(pairs)
 
 
-def case44():
-    return torch.tensor(P44, dtype=torch.float64)[None, None], torch.tensor(Y44, dtype=torch.float64)[None, None]
-
-
-def wbce(lam=0.75, gamma_ce=1.0):
-    return sum((lam * -math.log(p) if y else (1 - lam) * -math.log(1 - p)) ** 1 if gamma_ce == 1 else
-               (lam * (-math.log(p)) ** gamma_ce if y else (1 - lam) * (-math.log(1 - p)) ** gamma_ce)
-               for p, y in PAIRS) / 16
-
-
-def dice(s=1e-5):
-    return (2 * TP + s) / (2 * TP + FP + FN + s)
-
-
-def test_hand_computed_4x4():
-    x, y = case44()
-    focal = sum((0.75 * (1 - p) ** 2 * -math.log(p)) if t else (0.25 * p**2 * -math.log(1 - p)) for p, t in PAIRS) / 16
-    tv = (TP + 1e-5) / (TP + 0.7 * FP + 0.3 * FN + 1e-5)
-    assert ComboLoss()(x, y).item() == pytest.approx(0.5 * wbce() + 0.5 * (1 - dice()), rel=1e-9)
-    assert ExpLogLoss()(x, y).item() == pytest.approx(0.5 * wbce() + 0.5 * -math.log(dice()), rel=1e-9)
+def test_hand_computed_4x4(case44):
+    x, y, pairs = case44.probs, case44.labels, case44.pairs
+    tp, fp, fn = case44.tp, case44.fp, case44.fn
+    dice = (2 * tp + 1e-5) / (2 * tp + fp + fn + 1e-5)
+    focal = sum((0.75 * (1 - p) ** 2 * -math.log(p)) if t else (0.25 * p**2 * -math.log(1 - p)) for p, t in pairs) / 16
+    tv = (tp + 1e-5) / (tp + 0.7 * fp + 0.3 * fn + 1e-5)
+    assert ComboLoss()(x, y).item() == pytest.approx(0.5 * wbce(pairs) + 0.5 * (1 - dice), rel=1e-9)
+    assert ExpLogLoss()(x, y).item() == pytest.approx(0.5 * wbce(pairs) + 0.5 * -math.log(dice), rel=1e-9)
     assert HybridFocalLoss()(x, y).item() == pytest.approx(0.5 * focal + 0.5 * (1 - tv) ** 0.75, rel=1e-9)
     # the same numbers as literals
     assert ComboLoss()(x, y).item() == pytest.approx(0.2595980679194567, rel=1e-9)
@@ -43,26 +32,49 @@ def test_hand_computed_4x4():
     assert HybridFocalLoss()(x, y).item() == pytest.approx(0.2338662868311862, rel=1e-9)
     g = 0.3
     wong = ExpLogLoss(theta=0.2, gamma_ce=g, gamma_dice=g)(x, y).item()
-    assert wong == pytest.approx(0.2 * wbce(gamma_ce=g) + 0.8 * (-math.log(dice())) ** g, rel=1e-9)
+    assert wong == pytest.approx(0.2 * wbce(pairs, gamma_ce=g) + 0.8 * (-math.log(dice)) ** g, rel=1e-9)
+
+
+@pytest.mark.parametrize("lam", [0.3, 0.75])
+def test_exp_log_ce_part_against_wongs_categorical_term(lam, random_case, onehot):
+    # what the docstring says the CE part is, at a pixel of true class l (theta = 1: the CE part alone)
+    g = 0.3
+    x, labels = random_case(channels=2, spatial=(5, 6), seed=5, scale=2.0, dtype=torch.float64)
+    p = torch.softmax(x, 1)
+    p_true = p.gather(1, labels.long())
+    categorical = (-torch.log(p_true)) ** g  # Wong's term without his frequency weights
+    kw = {"theta": 1.0, "lambda_": lam, "gamma_ce": g, "softmax": True, "to_onehot_y": True}
+    # two softmax classes, background included: half of it, whatever lambda
+    both = ExpLogLoss(**kw)(x, labels)
+    torch.testing.assert_close(both, 0.5 * categorical.mean(), rtol=1e-7, atol=0.0)
+    # foreground only (or one sigmoid channel): the categorical term with weights (1 - lambda, lambda)
+    w = torch.where(labels > 0, lam, 1.0 - lam)
+    fg = ExpLogLoss(include_background=False, **kw)(x, labels)
+    torch.testing.assert_close(fg, (w * categorical).mean(), rtol=1e-7, atol=0.0)
+    sig = ExpLogLoss(**{**kw, "softmax": False, "to_onehot_y": False, "sigmoid": True})(x[:, 1:] - x[:, :1], labels)
+    torch.testing.assert_close(sig, (w * categorical).mean(), rtol=1e-7, atol=0.0)
+    # more classes: the rest-class terms (1 - lambda)(-ln(1 - p_c))^g are added, unlike Wong's
+    x3, labels3 = random_case(channels=3, spatial=(5, 6), seed=6, scale=2.0, dtype=torch.float64)
+    p3, y3 = torch.softmax(x3, 1), onehot(labels3, 3)
+    terms = lam * y3 * (-torch.log(p3)) ** g + (1 - lam) * (1 - y3) * (-torch.log1p(-p3)) ** g
+    torch.testing.assert_close(ExpLogLoss(**kw)(x3, labels3), terms.mean(), rtol=1e-7, atol=0.0)
 
 
 @pytest.mark.parametrize("batch", [False, True])
-def test_combo_dice_part_is_monai_dice(batch):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, 6, 5, 4, generator=gen, dtype=torch.float64)
-    labels = torch.randint(0, 3, (2, 1, 6, 5, 4), generator=gen).double()
+def test_combo_dice_part_is_monai_dice(batch, random_case):
+    x, labels = random_case(channels=3, spatial=(6, 5, 4), dtype=torch.float64)
     kw = {"softmax": True, "to_onehot_y": True, "batch": batch, "reduction": "none"}
     ours = ComboLoss(theta=0.0, **kw)(x, labels)
     theirs = DiceLoss(**kw)(x, labels).reshape(ours.shape)
     torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-12)
 
 
-def test_hybrid_is_its_parts():
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 1, 9, 9, generator=gen, dtype=torch.float64)
-    y = (torch.rand(2, 1, 9, 9, generator=gen) > 0.8).double()
+def test_hybrid_is_its_parts(random_case):
+    x, y = random_case(channels=1, spatial=(9, 9), seed=1, dtype=torch.float64, multilabel=True)
     loss = HybridFocalLoss(sigmoid=True, theta=0.3, gamma_focal=1.0, gamma_ft=2.0, alpha=0.4)
-    assert isinstance(loss.focal, DIBEDisLoss) and isinstance(loss.focal_tversky, FocalTverskyLoss)
+    # the parts carry the hyperparameters: the focal part is DIBE_Dis without regulators
+    assert (loss.focal.alpha, loss.focal.beta, loss.focal.gamma, loss.focal.lambda_) == (0.0, 0.0, 1.0, 0.75)
+    assert (loss.focal_tversky.alpha, loss.focal_tversky.beta, loss.focal_tversky.gamma) == (0.4, 0.6, 2.0)
     focal = DIBEDisLoss(sigmoid=True, alpha=0.0, beta=0.0, gamma=1.0, reduction="none")(x, y).mean((2, 3))
     ft = FocalTverskyLoss(sigmoid=True, alpha=0.4, gamma=2.0, reduction="none")(x, y)
     torch.testing.assert_close(loss(x, y), (0.3 * focal + 0.7 * ft).mean())
@@ -70,9 +82,8 @@ def test_hybrid_is_its_parts():
 
 @pytest.mark.parametrize("cls", [ComboLoss, ExpLogLoss, HybridFocalLoss])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_shapes_and_reductions(cls, reduction):
-    x = torch.randn(2, 4, 6, 6)
-    labels = torch.randint(0, 4, (2, 1, 6, 6)).float()
+def test_shapes_and_reductions(cls, reduction, random_case):
+    x, labels = random_case(channels=4, seed=7)
     kw = {"softmax": True, "to_onehot_y": True, "include_background": False}
     out = cls(reduction=reduction, **kw)(x, labels)
     full = cls(reduction="none", **kw)(x, labels)

@@ -11,14 +11,6 @@ from monai.losses import FocalLoss, TverskyLoss
 
 from monai_imbalance.losses import DIBEDisLoss, DIBELoss, DIBERegLoss, FocalTverskyLoss
 
-# a 4x4 binary case with every branch: probabilities (no activation) and labels
-P44 = [[0.9, 0.6, 0.3, 0.05], [0.8, 0.45, 0.7, 0.1], [0.2, 0.55, 0.95, 0.4], [0.02, 0.3, 0.65, 0.85]]
-Y44 = [[1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
-
-
-def case44(dtype=torch.float64):
-    return torch.tensor(P44, dtype=dtype)[None, None], torch.tensor(Y44, dtype=dtype)[None, None]
-
 
 def dis_by_hand(p: float, y: int, lam=0.75, gamma=2.0, alpha=0.7, beta=0.3) -> float:
     """Eq. 16 in our convention (alpha on false positives, beta on false negatives)."""
@@ -29,14 +21,6 @@ def dis_by_hand(p: float, y: int, lam=0.75, gamma=2.0, alpha=0.7, beta=0.3) -> f
     if p < 0.5:
         return -(1 - lam) * p**gamma * math.log(1 - p)
     return -(1 - lam) * (1 - (1 - p) ** (1 + alpha)) ** gamma * (1 + alpha) * math.log(1 - p)
-
-
-def counts44():
-    pairs = [(p, y) for rp, ry in zip(P44, Y44) for p, y in zip(rp, ry)]
-    tp = sum(p * y for p, y in pairs)
-    fp = sum(p * (1 - y) for p, y in pairs)
-    fn = sum((1 - p) * y for p, y in pairs)
-    return pairs, tp, fp, fn
 
 
 def test_constructor_signatures_follow_the_issue():
@@ -74,29 +58,26 @@ def test_bad_arguments_raise(cls, kwargs, match):
         cls(**kwargs)
 
 
-def test_dis_hand_computed_4x4():
-    x, y = case44()
-    pairs, *_ = counts44()
-    expected = sum(dis_by_hand(p, t) for p, t in pairs) / 16
+def test_dis_hand_computed_4x4(case44):
+    x, y = case44.probs, case44.labels
+    expected = sum(dis_by_hand(p, t) for p, t in case44.pairs) / 16
     assert expected == pytest.approx(0.11103473167876218, abs=1e-12)
     assert DIBEDisLoss()(x, y).item() == pytest.approx(expected, rel=1e-9)
     # each branch on its own: the voxel map
     got = DIBEDisLoss(reduction="none")(x, y)[0, 0]
-    for i in range(4):
-        for j in range(4):
-            assert got[i, j].item() == pytest.approx(dis_by_hand(P44[i][j], Y44[i][j]), rel=1e-9)
+    for (p, t), value in zip(case44.pairs, got.reshape(-1).tolist()):
+        assert value == pytest.approx(dis_by_hand(p, t), rel=1e-9)
 
 
-def test_reg_hand_computed_4x4():
-    x, y = case44()
-    _, tp, fp, fn = counts44()
+def test_reg_hand_computed_4x4(case44):
+    x, y, tp, fp, fn = case44.probs, case44.labels, case44.tp, case44.fp, case44.fn
     tv = (tp + 1e-5) / (tp + 0.7 * fp + 0.3 * fn + 1e-5)
     assert DIBERegLoss()(x, y).item() == pytest.approx((-math.log(tv)) ** (1 / 1.5), rel=1e-9)
     assert DIBERegLoss()(x, y).item() == pytest.approx(0.5049508636940682, rel=1e-9)
 
 
-def test_dibe_hand_computed_4x4_and_parts():
-    x, y = case44()
+def test_dibe_hand_computed_4x4_and_parts(case44):
+    x, y = case44.probs, case44.labels
     loss = DIBELoss()
     expected = 0.5 * DIBEDisLoss()(x, y) + 0.5 * DIBERegLoss()(x, y)
     assert loss(x, y).item() == pytest.approx(expected.item(), rel=1e-12)
@@ -107,31 +88,27 @@ def test_dibe_hand_computed_4x4_and_parts():
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 @pytest.mark.parametrize("lam,gamma", [(0.25, 2.0), (0.75, 0.0), (0.6, 1.5)])
-def test_dis_without_regulators_is_monai_focal_loss(reduction, lam, gamma):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 3, 8, 7, generator=gen) * 3
-    y = (torch.rand(2, 3, 8, 7, generator=gen) > 0.7).float()
+def test_dis_without_regulators_is_monai_focal_loss(reduction, lam, gamma, random_case):
+    x, y = random_case(channels=3, spatial=(8, 7), scale=3.0, multilabel=True)
     ours = DIBEDisLoss(sigmoid=True, alpha=0.0, beta=0.0, gamma=gamma, lambda_=lam, reduction=reduction)(x, y)
     theirs = FocalLoss(gamma=gamma, alpha=lam, reduction=reduction)(x, y)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_dis_without_regulators_softmax_one_vs_rest_focal_by_hand():
+def test_dis_without_regulators_softmax_one_vs_rest_focal_by_hand(random_case, onehot):
     # MONAI's softmax focal loss keeps only the true class's term; ours is one-vs-rest per class: compare by hand
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 3, 5, 5, generator=gen, dtype=torch.float64)
-    labels = torch.randint(0, 3, (2, 1, 5, 5), generator=gen)
+    x, labels = random_case(channels=3, spatial=(5, 5), seed=1, dtype=torch.float64)
     p = torch.softmax(x, 1)
-    y = torch.nn.functional.one_hot(labels[:, 0], 3).permute(0, 3, 1, 2).double()
+    y = onehot(labels, 3)
     lam, gamma = 0.7, 2.0
     focal = -lam * y * (1 - p) ** gamma * torch.log(p) - (1 - lam) * (1 - y) * p**gamma * torch.log(1 - p)
     ours = DIBEDisLoss(softmax=True, to_onehot_y=True, alpha=0.0, beta=0.0, gamma=gamma, lambda_=lam, reduction="none")
-    torch.testing.assert_close(ours(x, labels.double()), focal, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(ours(x, labels), focal, rtol=1e-9, atol=1e-12)
 
 
-def test_regulators_only_touch_misclassified_pixels_and_follow_the_reading():
+def test_regulators_only_touch_misclassified_pixels_and_follow_the_reading(case44):
     # beta (FN) acts on y = 1, y_hat = 0 only; alpha (FP) on y = 0, y_hat = 1 only
-    x, y = case44()
+    x, y = case44.probs, case44.labels
     base = DIBEDisLoss(alpha=0.0, beta=0.0, reduction="none")(x, y)
     fn_only = DIBEDisLoss(alpha=0.0, beta=0.7, reduction="none")(x, y)
     fp_only = DIBEDisLoss(alpha=0.7, beta=0.0, reduction="none")(x, y)
@@ -161,10 +138,8 @@ def test_y_hat_only_selects_the_branch():
 
 @pytest.mark.parametrize("batch", [False, True])
 @pytest.mark.parametrize("include_background", [True, False])
-def test_reg_through_monai_tversky(batch, include_background):
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn(2, 3, 6, 6, 4, generator=gen, dtype=torch.float64)  # 3-D
-    labels = torch.randint(0, 3, (2, 1, 6, 6, 4), generator=gen).double()
+def test_reg_through_monai_tversky(batch, include_background, random_case):
+    x, labels = random_case(channels=3, spatial=(6, 6, 4), seed=2, dtype=torch.float64)  # 3-D
     kw = {"softmax": True, "to_onehot_y": True, "include_background": include_background, "batch": batch}
     tv = 1.0 - TverskyLoss(alpha=0.7, beta=0.3, reduction="none", **kw)(x, labels)
     ours = DIBERegLoss(alpha=0.7, beta=0.3, gamma=1.5, reduction="none", **kw)(x, labels)
@@ -175,25 +150,26 @@ def test_reg_through_monai_tversky(batch, include_background):
 
 @pytest.mark.parametrize("spatial", [(8, 8), (4, 5, 6)])
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_reduction_shapes(spatial, reduction):
-    x = torch.randn(2, 3, *spatial)
-    labels = torch.randint(0, 3, (2, 1, *spatial)).float()
-    kw = {"softmax": True, "to_onehot_y": True, "include_background": False, "reduction": reduction}
-    dis, reg, dibe = DIBEDisLoss(**kw)(x, labels), DIBERegLoss(**kw)(x, labels), DIBELoss(**kw)(x, labels)
-    batched = DIBELoss(batch=True, **kw)(x, labels)
-    if reduction == "none":
-        assert dis.shape == (2, 2, *spatial) and reg.shape == (2, 2) and dibe.shape == (2, 2)
-        assert batched.shape == (2,)
-        return
-    assert dis.shape == reg.shape == dibe.shape == batched.shape == ()
-    mean_dis = DIBEDisLoss(**{**kw, "reduction": "none"})(x, labels)
-    expected = mean_dis.mean() if reduction == "mean" else mean_dis.sum()
-    torch.testing.assert_close(dis, expected)
+def test_reductions(spatial, reduction, random_case):
+    x, labels = random_case(channels=3, spatial=spatial, seed=3)
+    kw = {"softmax": True, "to_onehot_y": True, "include_background": False}
+    dis_map = DIBEDisLoss(reduction="none", **kw)(x, labels)  # the voxel map
+    reg = DIBERegLoss(reduction="none", **kw)(x, labels)  # [B, C]
+    reg_batch = DIBERegLoss(reduction="none", batch=True, **kw)(x, labels)  # [C]
+    assert dis_map.shape == (2, 2, *spatial) and reg.shape == (2, 2) and reg_batch.shape == (2,)
+    axes = tuple(range(2, dis_map.ndim))
+    # Eq. 19 per image and class, and with batch=True per class (the pixel term averaged over the batch too)
+    per_class = 0.5 * dis_map.mean(axes) + 0.5 * reg
+    batched = 0.5 * dis_map.mean((0, *axes)) + 0.5 * reg_batch
+    reduce = {"none": lambda v: v, "mean": torch.mean, "sum": torch.sum}[reduction]
+    torch.testing.assert_close(DIBELoss(reduction=reduction, **kw)(x, labels), reduce(per_class))
+    torch.testing.assert_close(DIBELoss(reduction=reduction, batch=True, **kw)(x, labels), reduce(batched))
+    torch.testing.assert_close(DIBERegLoss(reduction=reduction, **kw)(x, labels), reduce(reg))
+    torch.testing.assert_close(DIBEDisLoss(reduction=reduction, **kw)(x, labels), reduce(dis_map))
 
 
-def test_class_weights():
-    x = torch.randn(2, 3, 6, 6)
-    labels = torch.randint(0, 3, (2, 1, 6, 6)).float()
+def test_class_weights(random_case):
+    x, labels = random_case(seed=4)
     kw = {"softmax": True, "to_onehot_y": True, "reduction": "none"}
     w = torch.tensor([0.0, 1.0, 2.0])
     for cls in (DIBEDisLoss, DIBERegLoss, DIBELoss):

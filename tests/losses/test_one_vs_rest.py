@@ -1,14 +1,13 @@
-"""The fused one-vs-rest kernels against their autograd definition, and their numerics."""
+"""The fused one-vs-rest kernels against their autograd definition (the test oracle), and their numerics."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 from monai.data import MetaTensor
 
-from monai_imbalance.losses.one_vs_rest import ExpLogCE, FocalFamily, one_vs_rest_terms
+from monai_imbalance.losses import _one_vs_rest_kernels as kernels
+from monai_imbalance.losses.one_vs_rest import ExpLogCE, FocalFamily, one_vs_rest_terms, reference_terms
 
 TERMS = [
     None,
@@ -20,16 +19,17 @@ TERMS = [
 ]
 
 
-def _inputs(act: str, channels: int, spatial: tuple[int, ...], scale: float = 3.0, seed: int = 0):
+def _inputs(act: str, channels: int, spatial: tuple[int, ...], scale: float = 3.0, seed: int = 0, batch: int = 2):
+    """float64 logits with exact ties, labels (class indices for softmax, multi-label for sigmoid), the arguments."""
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, channels, *spatial, generator=gen, dtype=torch.float64) * scale
+    x = torch.randn(batch, channels, *spatial, generator=gen, dtype=torch.float64) * scale
     x[0, :, 0, 0] = 0.0  # an exact tie between all classes
     if channels > 2:
         x[1, 1, 1, 1] = x[1, 0, 1, 1]  # a tie between two classes
     if act == "softmax":
-        target = torch.randint(0, channels, (2, 1, *spatial), generator=gen).double()
+        target = torch.randint(0, channels, (batch, 1, *spatial), generator=gen).double()
         return x, target, {"softmax": True, "to_onehot_y": True}
-    target = (torch.rand(2, channels, *spatial, generator=gen) > 0.6).double()
+    target = (torch.rand(batch, channels, *spatial, generator=gen) > 0.6).double()
     return x, target, {"sigmoid": True}
 
 
@@ -124,15 +124,15 @@ def test_nan_or_infinite_logits_give_nan_loss(act, channels, bad):
         assert torch.isnan(terms.pixel.sum()) and torch.isnan(terms.tp).any() and torch.isnan(terms.fn).any()
 
 
-def test_metatensor_and_soft_count_identities():
+def test_metatensor_and_soft_count_identities(onehot):
     x, target, kwargs = _inputs("softmax", 3, (6, 6))
     terms = one_vs_rest_terms(MetaTensor(x), MetaTensor(target), None, **kwargs)
     probs = torch.softmax(x, 1)
-    onehot = torch.nn.functional.one_hot(target[:, 0].long(), 3).permute(0, 3, 1, 2).double()
-    torch.testing.assert_close(terms.tp, (probs * onehot).sum((2, 3)))
-    torch.testing.assert_close(terms.fp, (probs * (1 - onehot)).sum((2, 3)))
-    torch.testing.assert_close(terms.fn, ((1 - probs) * onehot).sum((2, 3)))
-    assert terms.num_voxels == 36 and not isinstance(terms.tp, MetaTensor)
+    y = onehot(target, 3)
+    torch.testing.assert_close(terms.tp, (probs * y).sum((2, 3)))
+    torch.testing.assert_close(terms.fp, (probs * (1 - y)).sum((2, 3)))
+    torch.testing.assert_close(terms.fn, ((1 - probs) * y).sum((2, 3)))
+    assert terms.num_voxels == 36 and not isinstance(terms.tp, MetaTensor)  # plain tensors out, no metadata cost
 
 
 def test_errors_name_the_problem():
@@ -147,11 +147,43 @@ def test_errors_name_the_problem():
         one_vs_rest_terms(torch.randn(3, 4, 4), torch.zeros(3, 4, 4), None, sigmoid=True)
 
 
-def test_softmax_one_hot_target_matches_label_target():
+def test_softmax_one_hot_target_matches_label_target(onehot):
     x, target, kwargs = _inputs("softmax", 4, (5, 5))
-    onehot = torch.nn.functional.one_hot(target[:, 0].long(), 4).permute(0, 3, 1, 2).double()
     a = one_vs_rest_terms(x, target, FocalFamily(0.75, 2.0, 0.7, 0.3), **kwargs)
-    b = one_vs_rest_terms(x, onehot, FocalFamily(0.75, 2.0, 0.7, 0.3), softmax=True)
+    b = one_vs_rest_terms(x, onehot(target, 4), FocalFamily(0.75, 2.0, 0.7, 0.3), softmax=True)
     for u, v in zip(a[:4], b[:4]):
         torch.testing.assert_close(u, v)
-    assert math.isclose(a.num_voxels, 25)
+    assert a.num_voxels == b.num_voxels == 25
+
+
+def test_soft_target_takes_the_definition():
+    # a softmax target that is not one class per pixel (soft labels) has no fused path: the definition answers
+    x, target, kwargs = _inputs("softmax", 3, (4, 4))
+    soft = torch.softmax(torch.randn(x.shape, generator=torch.Generator().manual_seed(2), dtype=x.dtype), 1)
+    term = FocalFamily(0.75, 2.0, 0.7, 0.3)
+    got = one_vs_rest_terms(x, soft, term, softmax=True)
+    ref = reference_terms(x, soft, term, softmax=True)
+    for u, v in zip(got[:4], ref[:4]):
+        torch.testing.assert_close(u, v, rtol=0.0, atol=0.0)
+
+
+@pytest.mark.parametrize("chunk", [16, 300])
+@pytest.mark.parametrize("act,channels", [("sigmoid", 2), ("softmax", 2), ("softmax", 3)])
+def test_cpu_chunks_match_the_definition(chunk, act, channels, monkeypatch):
+    # small chunks: 16 elements split every image along space (a shorter last chunk), 300 group whole images
+    monkeypatch.setattr(kernels, "_CPU_CHUNK", chunk)
+    kernel_channels = 1 if (act, channels) == ("softmax", 2) else channels  # two classes: one logit difference
+    chunks = kernels._chunks(5, kernel_channels, 72, torch.device("cpu"))
+    covered = torch.zeros(5, 72)
+    for b0, b1, n0, n1 in chunks:
+        covered[b0:b1, n0:n1] += 1
+    assert len(chunks) > 1 and bool((covered == 1).all())  # every element in exactly one chunk
+    assert (max(n1 - n0 for *_, n0, n1 in chunks) < 72) == (chunk == 16)
+    x, target, kwargs = _inputs(act, channels, (8, 9), batch=5, seed=4)
+    for want_map in (False, True):
+        kwargs["want_map"] = want_map
+        fused_out, fused_grad = _outputs_and_grad(True, x, target, FocalFamily(0.75, 2.0, 0.7, 0.3), **kwargs)
+        ref_out, ref_grad = _outputs_and_grad(False, x, target, FocalFamily(0.75, 2.0, 0.7, 0.3), **kwargs)
+        for a, b in zip(fused_out, ref_out):
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(fused_grad, ref_grad, rtol=1e-5, atol=1e-7)

@@ -34,17 +34,24 @@ def test_hand_computed_value():
     assert none.shape == (2, 2) and none[0, 1] == 0 and none[1, 0] == 0
 
 
-def test_gradients_flow_only_through_present_classes():
-    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
-    PresentClassDiceLoss(softmax=True, to_onehot_y=True, include_background=False)(logits, _target()).backward()
-    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+def test_gradients_flow_only_through_present_classes(random_case):
+    logits, _ = random_case(channels=3, spatial=(4, 4))
+    kw = {"softmax": True, "to_onehot_y": True, "include_background": False}
+    x = logits.clone().requires_grad_(True)
+    PresentClassDiceLoss(**kw)(x, _target()).backward()
+    # the oracle: MONAI's per-image, per-class terms, of the present pairs only (image 0: class 1, image 1: class 2)
+    y = logits.clone().requires_grad_(True)
+    terms = DiceLoss(reduction="none", **kw)(y, _target()).reshape(2, 2)
+    ((terms[0, 0] + terms[1, 1]) / 2).backward()
+    torch.testing.assert_close(x.grad, y.grad)
+    assert x.grad.abs().sum() > 0
     empty = torch.zeros(1, 1, 4, 4)  # background only: no present foreground class, a zero loss
     value = PresentClassDiceLoss(softmax=True, to_onehot_y=True, include_background=False)(logits[:1], empty)
     assert value.item() == 0.0
 
 
-def test_dice_ce_keeps_monai_cross_entropy():
-    logits = torch.randn(2, 3, 4, 4)
+def test_dice_ce_keeps_monai_cross_entropy(random_case):
+    logits, _ = random_case(channels=3, spatial=(4, 4), seed=2)
     ours = PresentClassDiceCELoss(softmax=True, to_onehot_y=True, include_background=False, lambda_dice=0.0)
     monai = DiceCELoss(softmax=True, to_onehot_y=True, include_background=False, lambda_dice=0.0)
     assert ours(logits, _target()).item() == pytest.approx(monai(logits, _target()).item())
@@ -55,10 +62,16 @@ def test_dice_ce_keeps_monai_cross_entropy():
         PresentClassDiceCELoss(batch=True)
 
 
-def test_setup_option():
-    setup = SegmentationSetup(loss="dice_ce", out_channels=3, loss_params={"dice_ce": {"present_classes_only": True}})
-    assert isinstance(setup.loss_function, PresentClassDiceCELoss)
-    assert not isinstance(SegmentationSetup(loss="dice_ce", out_channels=3).loss_function, PresentClassDiceCELoss)
-    assert isinstance(SegmentationSetup(loss="dice", out_channels=3,
-                                        loss_params={"dice": {"present_classes_only": True}}).loss_function,
-                      PresentClassDiceLoss)
+@pytest.mark.parametrize("name", ["dice", "dice_ce"])
+def test_setup_option(name, random_case):
+    # the setup's option builds the present-class loss (its value), and the default stays MONAI's
+    logits, _ = random_case(channels=3, spatial=(4, 4), seed=1)
+    target = _target()
+    kw = {"softmax": True, "to_onehot_y": True, "include_background": False}
+    ours = (PresentClassDiceLoss if name == "dice" else PresentClassDiceCELoss)(**kw)(logits, target)
+    monai = (DiceLoss if name == "dice" else DiceCELoss)(**kw)(logits, target)
+    assert abs(ours.item() - monai.item()) > 0.1  # absent classes change the value
+    option = SegmentationSetup(loss=name, out_channels=3, loss_params={name: {"present_classes_only": True}})
+    assert option.loss_function(logits, target).item() == pytest.approx(ours.item(), rel=1e-6)
+    default = SegmentationSetup(loss=name, out_channels=3)
+    assert default.loss_function(logits, target).item() == pytest.approx(monai.item(), rel=1e-6)

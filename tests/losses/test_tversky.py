@@ -11,9 +11,6 @@ from monai.losses import TverskyLoss
 from monai_imbalance.losses import FocalTverskyLoss
 from monai_imbalance.losses.tversky import bounded_power, tversky_terms
 
-P44 = [[0.9, 0.6, 0.3, 0.05], [0.8, 0.45, 0.7, 0.1], [0.2, 0.55, 0.95, 0.4], [0.02, 0.3, 0.65, 0.85]]
-Y44 = [[1, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
-
 
 def test_defaults_and_reading():
     loss = FocalTverskyLoss()
@@ -23,10 +20,8 @@ def test_defaults_and_reading():
         FocalTverskyLoss(gamma=0.0)
 
 
-def test_hand_computed_4x4():
-    x = torch.tensor(P44, dtype=torch.float64)[None, None]
-    y = torch.tensor(Y44, dtype=torch.float64)[None, None]
-    tp, fp, fn = 5.5, 2.32, 2.5  # sum p y, sum p (1 - y), sum (1 - p) y, by hand
+def test_hand_computed_4x4(case44):
+    x, y, tp, fp, fn = case44.probs, case44.labels, case44.tp, case44.fp, case44.fn
     tv = (tp + 1e-5) / (tp + 0.7 * fp + 0.3 * fn + 1e-5)
     assert FocalTverskyLoss()(x, y).item() == pytest.approx((1 - tv) ** 0.75, rel=1e-9)
     assert FocalTverskyLoss()(x, y).item() == pytest.approx(0.4068773970165049, rel=1e-9)
@@ -34,19 +29,16 @@ def test_hand_computed_4x4():
 
 @pytest.mark.parametrize("gamma", [1.0, 4 / 3, 0.5])
 @pytest.mark.parametrize("batch", [False, True])
-def test_through_monai_tversky(gamma, batch):
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(3, 4, 7, 6, generator=gen, dtype=torch.float64)
-    labels = torch.randint(0, 4, (3, 1, 7, 6), generator=gen).double()
+def test_through_monai_tversky(gamma, batch, random_case):
+    x, labels = random_case(batch=3, channels=4, spatial=(7, 6), dtype=torch.float64)
     kw = {"softmax": True, "to_onehot_y": True, "include_background": False, "batch": batch, "reduction": "none"}
     tversky = TverskyLoss(alpha=0.3, beta=0.7, **kw)(x, labels)
     ours = FocalTverskyLoss(alpha=0.3, beta=0.7, gamma=gamma, **kw)(x, labels)
     torch.testing.assert_close(ours, tversky ** (1 / gamma), rtol=1e-9, atol=1e-12)
 
 
-def test_sigmoid_binary_and_3d():
-    x = torch.randn(2, 1, 5, 6, 7)
-    y = (torch.rand(2, 1, 5, 6, 7) > 0.8).float()
+def test_sigmoid_binary_and_3d(random_case):
+    x, y = random_case(channels=1, spatial=(5, 6, 7), seed=1, multilabel=True)
     ours = FocalTverskyLoss(sigmoid=True, gamma=1.0, reduction="none")(x, y)
     theirs = TverskyLoss(sigmoid=True, alpha=0.7, beta=0.3, reduction="none")(x, y)
     torch.testing.assert_close(ours, theirs.view(2, 1), rtol=1e-5, atol=1e-6)

@@ -1,10 +1,11 @@
 """Mask-Aware Cropping and probabilistic cropping: exactness against Algorithm 1, crop properties, sampling
-frequencies, per-class mode, metadata, inversion, caching, reproducibility, thread safety and bad inputs."""
+frequencies, per-class mode, geometry read from the record, metadata, inversion, caching, reproducibility, thread
+safety, deprecated spellings and bad inputs. References and builders: ``conftest.py``."""
 
 from __future__ import annotations
 
-import itertools
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -22,12 +23,21 @@ from monai_imbalance.transforms import (
     CROP_CLASS_KEY,
     CROP_KIND_KEY,
     CROP_START_KEY,
+    MAC_DEFAULTS,
+    PC_DEFAULTS,
+    CropSample,
     MaskAwareWindows,
     MaskAwareWindowsD,
     MaskAwareWindowsd,
     MaskAwareWindowsDict,
+    ProbabilisticCropCenters,
+    ProbabilisticCropCentersD,
+    ProbabilisticCropCentersd,
+    ProbabilisticCropCentersDict,
     ProbabilisticCropCentres,
+    ProbabilisticCropCentresD,
     ProbabilisticCropCentresd,
+    ProbabilisticCropCentresDict,
     RandMaskAwareCrop,
     RandMaskAwareCropD,
     RandMaskAwareCropd,
@@ -37,67 +47,7 @@ from monai_imbalance.transforms import (
     RandProbabilisticCropd,
     RandProbabilisticCropDict,
     mac_window_starts,
-    window_foreground_counts,
 )
-
-# ------------------------------------------------------------------------------------------------------------------
-# references
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def algorithm_1(mask, roi, stride, rho):
-    """GETMACCOORDINATES of the MAC paper, generalised to n-D: a plain loop over windows, numpy slicing."""
-    starts = [range(0, n - r + 1, s) for n, r, s in zip(mask.shape, roi, stride)]
-    coordinates = []
-    for corner in itertools.product(*starts):
-        crop = mask[tuple(slice(c, c + r) for c, r in zip(corner, roi))]
-        ratio = np.sum(crop != 0) / crop.size
-        if ratio >= rho:
-            coordinates.append(corner)
-    return np.asarray(coordinates, dtype=np.int64).reshape(-1, mask.ndim)
-
-
-def brute_force_counts(mask, roi, stride):
-    starts = [range(0, n - r + 1, s) for n, r, s in zip(mask.shape, roi, stride)]
-    out = np.zeros([len(s) for s in starts], dtype=np.int64)
-    for index in itertools.product(*[range(len(s)) for s in starts]):
-        window = tuple(slice(s[i], s[i] + r) for s, i, r in zip(starts, index, roi))
-        out[index] = np.count_nonzero(mask[window])
-    return out
-
-
-def coded_image(shape, channels=1):
-    """Image whose every pixel holds its own flat index: a crop tells where it came from."""
-    code = np.arange(math.prod(shape), dtype=np.float32).reshape(shape)
-    return np.stack([code + 0.5 * c for c in range(channels)])
-
-
-def start_of(crop, shape):
-    """Start corner of a crop of :func:`coded_image`."""
-    return tuple(int(v) for v in np.unravel_index(int(np.asarray(crop)[(0,) * crop.ndim]), shape))
-
-
-def share(label_crop, value=None):
-    arr = np.asarray(label_crop)
-    hits = np.count_nonzero(arr) if value is None else np.count_nonzero(arr == value)
-    return hits / arr.size
-
-
-@st.composite
-def mask_case(draw, max_side=12):
-    ndim = draw(st.sampled_from([2, 3]))
-    shape = tuple(draw(st.integers(1, max_side if ndim == 2 else 8)) for _ in range(ndim))
-    roi = tuple(draw(st.integers(1, n)) for n in shape)
-    stride = tuple(draw(st.integers(1, 5)) for _ in range(ndim))
-    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
-    density = draw(st.floats(0.0, 1.0))
-    mask = rng.integers(0, 3, shape) * (rng.random(shape) < density)
-    volume = math.prod(roi)
-    # rho either anywhere in [0, 1] or exactly a reachable share k / volume (the inclusive boundary)
-    rho = draw(st.one_of(st.floats(0.0, 1.0), st.integers(0, volume).map(lambda k: k / volume)))
-    dtype = draw(st.sampled_from([np.uint8, np.int16, np.float32, bool]))
-    return mask.astype(dtype), roi, stride, rho
-
 
 # ------------------------------------------------------------------------------------------------------------------
 # window search
@@ -105,16 +55,16 @@ def mask_case(draw, max_side=12):
 
 
 @settings(max_examples=200, deadline=None)
-@given(mask_case())
-def test_mac_window_starts_equal_algorithm_1(case):
-    mask, roi, stride, rho = case
+@given(data=st.data())
+def test_mac_window_starts_equal_algorithm_1(mask_cases, algorithm_1, data):
+    mask, roi, stride, rho = data.draw(mask_cases())
     got = mac_window_starts(mask, roi, stride, rho)
     assert got.dtype == np.int32 and got.shape[1] == mask.ndim
     np.testing.assert_array_equal(got, algorithm_1(mask, roi, stride, rho))
 
 
 @pytest.mark.parametrize("layout", ["channel_first", "torch", "metatensor", "fortran", "strided", "bool"])
-def test_mac_window_starts_input_forms(layout):
+def test_mac_window_starts_input_forms(layout, algorithm_1):
     rng = np.random.default_rng(3)
     mask = (rng.random((20, 18, 7)) < 0.4).astype(np.uint8)
     expected = algorithm_1(mask, (6, 5, 3), (2, 3, 1), 0.4)
@@ -135,14 +85,18 @@ def test_mac_window_starts_hand_example_and_2d_channel_first():
     mask[:4, :4] = 1
     assert mac_window_starts(mask, 4, 2, 0.5).tolist() == [[0, 0], [0, 2], [2, 0]]  # shares 1, 1/2, 1/2
     # (1, H, W) with an int roi_size is a channel-first 2-D mask; with 3 roi values it is a 3-D volume
-    assert mac_window_starts(mask[None], 4, 2, 0.5).shape == (3, 2)
+    assert mac_window_starts(mask[None], 4, 2, 0.5).tolist() == [[0, 0], [0, 2], [2, 0]]
     assert mac_window_starts(mask[None], (1, 4, 4), (1, 2, 2), 0.5).tolist() == [[0, 0, 0], [0, 0, 2], [0, 2, 0]]
-    # inclusive threshold: the window at (2, 2) holds exactly 4 of 16 foreground pixels
-    assert [2, 2] in mac_window_starts(mask, 4, 2, 0.25).tolist()
-    assert [2, 4] not in mac_window_starts(mask, 4, 2, 0.25).tolist()
-    assert mac_window_starts(mask, 4, 2, 0.0).shape == (9, 2)  # rho = 0 keeps every window
-    assert mac_window_starts(np.zeros((8, 8)), 4, 2, 0.0).shape == (9, 2)
-    assert mac_window_starts(np.zeros((8, 8)), 4, 2, 1e-9).shape == (0, 2)
+    # inclusive threshold: the window at (2, 2) holds exactly 4 of 16 foreground pixels; (2, 4) holds 0
+    assert mac_window_starts(mask, 4, 2, 0.25).tolist() == [[0, 0], [0, 2], [2, 0], [2, 2]]
+    every_window = [[y, x] for y in (0, 2, 4) for x in (0, 2, 4)]
+    assert mac_window_starts(mask, 4, 2, 0.0).tolist() == every_window  # rho = 0 keeps every window
+    assert mac_window_starts(np.zeros((8, 8)), 4, 2, 0.0).tolist() == every_window
+    assert mac_window_starts(np.zeros((8, 8)), 4, 2, 1e-9).tolist() == []
+    # the paper's stride and rho are the defaults: on a 64x64 mask with a 16x16 square, the windows of 16
+    default = np.zeros((64, 64), dtype=np.uint8)
+    default[16:32, 16:32] = 1
+    assert mac_window_starts(default, 16).tolist() == mac_window_starts(default, 16, 16, 0.25).tolist() == [[16, 16]]
 
 
 def test_mac_window_starts_allow_smaller_counts_padding_as_background():
@@ -152,39 +106,6 @@ def test_mac_window_starts_allow_smaller_counts_padding_as_background():
     starts = mac_window_starts(mask, (8, 4), 4, 0.75, allow_smaller=True)
     assert starts[:, 0].tolist() == [0] * 5 and starts[:, 1].tolist() == [0, 4, 8, 12, 16]  # share 6/8
     assert len(mac_window_starts(mask, (8, 4), 4, 0.76, allow_smaller=True)) == 0
-
-
-@pytest.mark.parametrize(
-    "shape, roi, stride",
-    [
-        ((600, 7), (600, 3), (1, 2)),  # one window taller than 255 rows (uint8 lanes must be split)
-        ((700, 20), (512, 5), (100, 3)),  # irregular cuts, pieces > 255
-        ((1000, 3), (300, 1), (700, 1)),  # stride larger than the ROI
-        ((520, 5, 3), (260, 2, 3), (1, 1, 1)),
-        ((300, 1100), (256, 40), (7, 64)),  # rows over the 1 MB conversion chunk for wide dtypes
-        ((96, 128), (32, 32), (16, 16)),  # last axis in 8-byte words (pieces of 16 columns)
-        ((40, 200), (8, 64), (3, 24)),  # words, pieces of 8 columns, several words per piece sum
-        ((12, 10, 256), (4, 3, 128), (4, 2, 64)),  # 3-D, words on the last axis
-        ((300, 64), (300, 32), (1, 32)),  # piece sums up to 255 * 32: above 2**8, below 2**16
-        ((300, 1024), (256, 512), (1, 512)),  # 255 * 512 >= 2**16: too wide for 16-bit lanes, plain reduceat
-    ],
-)
-@pytest.mark.parametrize("dtype", [bool, np.uint8, np.int8, np.float64])
-def test_window_counts_long_pieces_and_chunks(shape, roi, stride, dtype):
-    rng = np.random.default_rng(0)
-    mask = (rng.integers(0, 3, shape) * (rng.random(shape) < 0.7)).astype(dtype)
-    if dtype == np.int8:
-        mask = -mask  # negative labels are still non-zero
-    np.testing.assert_array_equal(window_foreground_counts(mask, roi, stride), brute_force_counts(mask, roi, stride))
-
-
-def test_window_counts_uint8_binary_fast_path_and_values_above_one():
-    rng = np.random.default_rng(1)
-    binary = (rng.random((64, 48)) < 0.3).astype(np.uint8)
-    expected = brute_force_counts(binary, (16, 8), (4, 4))
-    np.testing.assert_array_equal(window_foreground_counts(binary, (16, 8), (4, 4)), expected)
-    np.testing.assert_array_equal(window_foreground_counts(binary * 255, (16, 8), (4, 4)), expected)
-    np.testing.assert_array_equal(window_foreground_counts(np.asfortranarray(binary), (16, 8), (4, 4)), expected)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -200,7 +121,7 @@ def test_mask_aware_windows_record_and_cap():
     np.testing.assert_array_equal(record["starts"], full)
     assert record["counts"].tolist() == [len(full)] and record["num_valid"].tolist() == [len(full)]
     assert record["spatial_shape"] == (96, 80) and record["roi_size"] == (32, 32) and record["stride"] == (8, 8)
-    assert record["rho"] == (0.1,) and record["classes"] is None
+    assert record["rho"] == (0.1,) and record["classes"] is None and record["allow_smaller"] is False
 
     capped = MaskAwareWindows(32, rho=0.1, stride=8, max_windows=5, seed=1)(pair["label"])
     assert len(capped["starts"]) == 5 and capped["num_valid"].tolist() == [len(full)]
@@ -216,6 +137,7 @@ def test_mask_aware_windowsd_postfix_and_aliases():
     assert MaskAwareWindowsD is MaskAwareWindowsd and MaskAwareWindowsDict is MaskAwareWindowsd
     assert RandMaskAwareCropD is RandMaskAwareCropd and RandMaskAwareCropDict is RandMaskAwareCropd
     assert RandProbabilisticCropD is RandProbabilisticCropd and RandProbabilisticCropDict is RandProbabilisticCropd
+    assert ProbabilisticCropCentersD is ProbabilisticCropCentersDict is ProbabilisticCropCentersd
     out = MaskAwareWindowsd("label", 32, rho=0.2, stride=16, windows_postfix="_w")(pair)
     np.testing.assert_array_equal(out["label_w"]["starts"], mac_window_starts(pair["label"], 32, 16, 0.2))
     assert out["label"] is pair["label"]
@@ -236,9 +158,10 @@ def test_windows_cache_is_small_for_a_large_volume():
 
 
 @settings(max_examples=60, deadline=None)
-@given(mask_case(max_side=14), st.integers(0, 2**31))
-def test_every_mac_crop_is_a_valid_window_inside_the_image(case, seed):
-    mask, roi, stride, rho = case
+@given(data=st.data(), seed=st.integers(0, 2**31))
+def test_every_mac_crop_is_a_valid_window_inside_the_image(data, seed, mask_cases, algorithm_1, coded_image, start_of,
+                                                           share):
+    mask, roi, stride, rho = data.draw(mask_cases(max_side=14))
     shape = mask.shape
     label = mask[None].astype(np.uint8) if mask.dtype == bool else mask[None]
     crop = RandMaskAwareCrop(roi, rho=rho, stride=stride, tau=1, num_samples=6)
@@ -298,7 +221,7 @@ def test_mac_picks_windows_uniformly_and_random_crops_uniformly():
 
 
 @pytest.mark.parametrize("tau", [1, 2])
-def test_empty_label_falls_back_to_random_crops(tau):
+def test_empty_label_falls_back_to_random_crops(tau, coded_image, start_of):
     label = np.zeros((1, 30, 20, 12), dtype=np.uint8)
     image = coded_image((30, 20, 12))
     crop = RandMaskAwareCrop((8, 8, 4), rho=0.1, stride=4, tau=tau, num_samples=40)
@@ -312,7 +235,7 @@ def test_empty_label_falls_back_to_random_crops(tau):
     assert all(tuple(o.shape) == (1, 8, 8, 4) for o in outs)
 
 
-def test_per_class_mode_shares_and_class_ratios():
+def test_per_class_mode_shares_and_class_ratios(coded_image, share):
     label = np.zeros((1, 64, 64), dtype=np.uint8)
     label[0, 0:32, 0:32] = 1  # large class 1
     label[0, 44:52, 44:52] = 2  # small class 2
@@ -341,7 +264,7 @@ def test_per_class_mode_shares_and_class_ratios():
     assert {o.meta[CROP_KIND_KEY] for o in outs} == {"fallback"} and {o.meta[CROP_CLASS_KEY] for o in outs} == {0}
 
 
-def test_allow_smaller_pads_and_windows_see_the_padding():
+def test_allow_smaller_pads_and_windows_see_the_padding(coded_image):
     label = np.ones((1, 10, 40), dtype=np.uint8)
     image = coded_image((10, 40))
     with pytest.raises(ValueError, match=r"roi_size \(16, 8\) is larger than the image \(spatial shape \(10, 40\)\)"):
@@ -372,7 +295,7 @@ def test_input_types_give_the_same_crops_and_keep_metadata(kind):
     crop.set_random_state(11)
     reference = crop(pair["image"], pair["label"])
     for out, ref in zip(outs, reference):
-        assert isinstance(out, MetaTensor)
+        assert isinstance(out, MetaTensor) and out.meta[CROP_START_KEY] == ref.meta[CROP_START_KEY]
         np.testing.assert_array_equal(out.numpy(), ref.numpy())
         start = out.meta[CROP_START_KEY]
         assert out.meta[CROP_KIND_KEY] == ref.meta[CROP_KIND_KEY]
@@ -402,24 +325,15 @@ def test_set_random_state_reproducible_and_seed_dependent():
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def _meta_pair(shape, seed, channels=1):
-    pair = make_synthetic_pair(shape, fg_fraction=0.08, num_objects=2, channels=channels, seed=seed)
-    affine = torch.eye(len(shape) + 1, dtype=torch.float64)
-    affine[: len(shape), : len(shape)] *= 0.8
-    affine[: len(shape), -1] = torch.arange(len(shape)) + 3.0
-    return {k: MetaTensor(v, affine=affine, meta={"filename_or_obj": f"{k}.nii"}) for k, v in pair.items()}
-
-
 @pytest.mark.parametrize("shape, roi", [((64, 56), (32, 24)), ((40, 36, 20), (16, 16, 8))])
 @pytest.mark.parametrize("allow_smaller", [False, True])
-def test_inversion_restores_the_original_grid(shape, roi, allow_smaller):
-    data = _meta_pair(shape, seed=3)
+def test_inversion_restores_the_original_grid(shape, roi, allow_smaller, meta_pair):
+    data = meta_pair(shape, seed=3)
     if allow_smaller:
         roi = (shape[0] + 6,) + roi[1:]  # taller than the image: padded crop
     transform = Compose([
         MaskAwareWindowsd("label", roi, rho=0.05, stride=4, allow_smaller=allow_smaller),
-        RandMaskAwareCropd(["image", "label"], "label", roi, rho=0.05, stride=4, tau=2, num_samples=3,
-                           windows_key="label_mac_windows", allow_smaller=allow_smaller),
+        RandMaskAwareCropd(["image", "label"], "label", tau=2, num_samples=3, windows_key="label_mac_windows"),
         RandFlipd(["image", "label"], prob=0.5, spatial_axis=0),
     ])
     transform.set_random_state(1)
@@ -451,18 +365,114 @@ def test_inversion_restores_the_original_grid(shape, roi, allow_smaller):
 def test_dictionary_checks_the_cached_record_against_its_arguments():
     data = make_synthetic_pair((64, 64), fg_fraction=0.1, seed=1)
     data = MaskAwareWindowsd("label", 32, rho=0.5, stride=16)(data)
-    for kwargs, field in [({"roi_size": 16}, "roi_size"), ({"rho": 0.25}, "rho"), ({"stride": 8}, "stride")]:
-        args = {"roi_size": 32, "rho": 0.5, "stride": 16, **kwargs}
-        crop = RandMaskAwareCropd(["image", "label"], "label", tau=2, windows_key="label_mac_windows", **args)
-        with pytest.raises(ValueError, match=f"the windows were computed with {field}="):
-            crop(data)
     crop = RandMaskAwareCropd(["image", "label"], "label", 32, rho=0.5, stride=16, tau=2, windows_key="missing")
     with pytest.raises(ValueError, match="'missing' is not in the data"):
         crop(data)
     small = {"image": data["image"][:, :48], "label": data["label"][:, :48], "w": data["label_mac_windows"]}
-    crop = RandMaskAwareCropd(["image", "label"], "label", 32, rho=0.5, stride=16, tau=2, windows_key="w")
+    crop = RandMaskAwareCropd(["image", "label"], "label", tau=2, windows_key="w")
     with pytest.raises(ValueError, match=r"computed on spatial shape \(64, 64\) but the image has \(48, 64\)"):
         crop(small)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# geometry stated once: the crop reads it from the record
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_papers_values():
+    assert dict(MAC_DEFAULTS) == {"rho": 0.25, "tau": 5, "stride": 16} and dict(PC_DEFAULTS) == {"power": 1.0}
+    with pytest.raises(TypeError):
+        MAC_DEFAULTS["rho"] = 0.5  # read-only: a copy is dict(MAC_DEFAULTS)
+    windows = MaskAwareWindows(32)
+    assert windows.rho == (0.25,) and windows.stride == 16
+    record = MaskAwareWindowsd("label", 32)({"label": np.ones((1, 64, 64), dtype=np.uint8)})["label_mac_windows"]
+    assert record["rho"] == (0.25,) and record["stride"] == (16, 16) and record["starts"].tolist() == [
+        [0, 0], [0, 16], [0, 32], [16, 0], [16, 16], [16, 32], [32, 0], [32, 16], [32, 32]
+    ]
+    crop = RandMaskAwareCrop(32)  # neither tau nor prob: the paper's tau = 5
+    assert crop.mac_prob == pytest.approx(1 / 5)
+    assert crop.finder.rho == (0.25,) and crop.finder.stride == 16
+    assert RandMaskAwareCrop(32, prob=0.3).mac_prob == pytest.approx(0.3)
+    assert ProbabilisticCropCenters().power == 1.0 == RandProbabilisticCrop(8).finder.power
+
+
+@pytest.mark.parametrize("shape, roi", [((64, 56), (24, 16)), ((40, 36, 20), (16, 16, 8))])
+def test_record_driven_crop_needs_no_geometry(shape, roi, algorithm_1, coded_image, start_of):
+    label = make_synthetic_pair(shape, fg_fraction=0.2, num_objects=2, seed=2)["label"]
+    data = {"image": coded_image(shape), "label": label}
+    stride = (4,) * len(shape)
+    cached = MaskAwareWindowsd("label", roi, rho=0.3, stride=4)(data)
+    valid = {tuple(r) for r in algorithm_1(label[0], roi, stride, 0.3)}
+    assert valid
+    crop = RandMaskAwareCropd(["image", "label"], "label", tau=1, num_samples=30, windows_key="label_mac_windows")
+    crop.set_random_state(0)
+    outs = crop(cached)
+    for out in outs:
+        start = start_of(out["image"], shape)
+        assert tuple(out["image"].shape[1:]) == roi and out["image"].meta[CROP_KIND_KEY] == "mac"
+        assert start == out["label"].meta[CROP_START_KEY] and start in valid
+    assert len({o["image"].meta[CROP_START_KEY] for o in outs}) > 3
+    # the same draws as a crop given the same geometry explicitly (which the record agrees with)
+    explicit = RandMaskAwareCropd(["image", "label"], "label", roi, rho=0.3, stride=4, tau=1, num_samples=30,
+                                  windows_key="label_mac_windows", allow_smaller=False)
+    explicit.set_random_state(0)
+    starts = [o["image"].meta[CROP_START_KEY] for o in outs]
+    assert [o["image"].meta[CROP_START_KEY] for o in explicit(cached)] == starts
+    # array form: a crop without roi_size crops to the record's roi_size
+    record = MaskAwareWindows(roi, rho=0.3, stride=4)(label)
+    bare = RandMaskAwareCrop(tau=1, num_samples=5)
+    for patch in bare(coded_image(shape), windows=record):
+        assert tuple(patch.shape[1:]) == roi and start_of(patch, shape) in valid
+    with pytest.raises(ValueError, match="has no roi_size, so it cannot compute windows itself"):
+        bare(coded_image(shape), label)
+    with pytest.raises(ValueError, match="needs a windows_key .* or a roi_size"):
+        RandMaskAwareCropd(["image", "label"], "label", tau=1)
+
+
+def test_record_driven_per_class_and_padded_crops(coded_image, share, square_label):
+    label = square_label((64, 64), (slice(0, 32), slice(0, 32)), value=1)
+    label[0, 44:52, 44:52] = 2
+    record = MaskAwareWindows(16, rho=[0.9, 0.2], stride=4, classes=[1, 2])(label)
+    crop = RandMaskAwareCrop(tau=1, ratios=[1, 3], num_samples=2000)
+    crop.set_random_state(3)
+    samples = crop.randomize((64, 64), record)
+    classes = np.array([s.label_class for s in samples])
+    assert abs(np.mean(classes == 2) - 0.75) <= 4.5 * math.sqrt(0.75 * 0.25 / len(classes))
+    for out in RandMaskAwareCrop(prob=0.5, num_samples=40)(coded_image((64, 64)), windows=record):
+        c = out.meta[CROP_CLASS_KEY]  # per-class mode read from the record: 0 marks the random crops
+        assert (c == 0) == (out.meta[CROP_KIND_KEY] == "random")
+        if c:
+            window = label[0][tuple(slice(a, a + 16) for a in out.meta[CROP_START_KEY])]
+            assert share(window, c) >= (0.9 if c == 1 else 0.2)
+    with pytest.raises(ValueError, match=r"ratios must be one non-negative number per class of classes=None"):
+        RandMaskAwareCrop(tau=1, ratios=[1.0])(coded_image((64, 64)), windows=MaskAwareWindows(16, stride=4)(label))
+    # allow_smaller read from the record: the crop pads to the record's roi_size
+    tall = np.ones((1, 10, 40), dtype=np.uint8)
+    padded = MaskAwareWindows((16, 8), rho=0.6, stride=4, allow_smaller=True)(tall)
+    for out in RandMaskAwareCrop(tau=1, num_samples=4)(coded_image((10, 40)), windows=padded):
+        assert tuple(out.shape) == (1, 16, 8) and np.all(np.asarray(out[0, :3]) == 0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"roi_size": 16}, "roi_size"),
+        ({"roi_size": (32, 16)}, "roi_size"),
+        ({"rho": 0.25}, "rho"),
+        ({"stride": 8}, "stride"),
+        ({"classes": [1]}, "classes"),
+        ({"allow_smaller": True}, "allow_smaller"),
+    ],
+)
+def test_conflicting_geometry_raises(kwargs, field):
+    data = MaskAwareWindowsd("label", 32, rho=0.5, stride=16)(make_synthetic_pair((64, 64), fg_fraction=0.1, seed=1))
+    crop = RandMaskAwareCropd(["image", "label"], "label", tau=2, windows_key="label_mac_windows", **kwargs)
+    with pytest.raises(ValueError, match=rf"RandMaskAwareCrop was given {field}=.* but the windows record was "
+                                         rf"computed with {field}=.*state them once, on MaskAwareWindowsd"):
+        crop(data)
+    agreeing = {"roi_size": (32, 32), "rho": 0.5, "stride": (16, 16), "allow_smaller": False}
+    assert len(RandMaskAwareCropd(["image", "label"], "label", tau=2, windows_key="label_mac_windows",
+                                  **agreeing)(data)) == 1  # the record's own values are no conflict
 
 
 def _count_calls(monkeypatch, cls):
@@ -479,16 +489,15 @@ def _count_calls(monkeypatch, cls):
 
 def test_cache_dataset_runs_the_precompute_once_per_item(monkeypatch):
     mac_calls = _count_calls(monkeypatch, MaskAwareWindows)
-    pc_calls = _count_calls(monkeypatch, ProbabilisticCropCentres)
+    pc_calls = _count_calls(monkeypatch, ProbabilisticCropCenters)
     items = [make_synthetic_pair((64, 64), fg_fraction=0.1, seed=i) for i in range(4)]
     mac = Compose([
         MaskAwareWindowsd("label", 32, rho=0.1, stride=8),
-        RandMaskAwareCropd(["image", "label"], "label", 32, rho=0.1, stride=8, tau=2, num_samples=2,
-                           windows_key="label_mac_windows"),
+        RandMaskAwareCropd(["image", "label"], "label", tau=2, num_samples=2, windows_key="label_mac_windows"),
     ])
     pc = Compose([
-        ProbabilisticCropCentresd("label"),
-        RandProbabilisticCropd(["image", "label"], "label", 16, num_samples=3, centres_key="label_pc_centres"),
+        ProbabilisticCropCentersd("label"),
+        RandProbabilisticCropd(["image", "label"], "label", 16, num_samples=3, centers_key="label_pc_centers"),
     ])
     mac_data, pc_data = CacheDataset(items, mac, progress=False), CacheDataset(items, pc, progress=False)
     assert len(mac_calls) == len(pc_calls) == 4
@@ -522,7 +531,7 @@ def test_multiworker_loader_same_seed_same_crops():
     assert runs[0] == runs[1] and runs[0] != runs[2]
 
 
-def test_thread_safety_one_instance_many_threads():
+def test_thread_safety_one_instance_many_threads(algorithm_1, coded_image, start_of):
     # items of different sizes and contents; a crop that used another thread's windows would either fall outside
     # its image, take a start that is not a valid window of its own label, or disagree between image and label
     shapes = [(48, 40), (64, 64), (40, 72), (56, 48)]
@@ -588,7 +597,7 @@ def test_cuda_inputs_are_cropped_on_their_device():
 def test_pc_record_equals_full_image_edt(power, shape):
     pair = make_synthetic_pair(shape, fg_fraction=0.15, num_objects=2, border_rate=0.5, seed=9)
     fg = pair["label"][0] != 0
-    record = ProbabilisticCropCentres(power)(pair["label"])
+    record = ProbabilisticCropCenters(power)(pair["label"])
     edt = ndimage.distance_transform_edt(fg)  # on the whole image: the bounding-box shortcut must agree
     np.testing.assert_array_equal(record["indices"], np.flatnonzero(fg))
     np.testing.assert_allclose(np.diff(record["cdf"], prepend=0.0), edt[fg] ** power, rtol=1e-12)
@@ -615,21 +624,21 @@ def test_pc_component_boxes_give_whole_image_distances(monkeypatch, max_boxes):
     volume = (ndimage.gaussian_filter(rng.random((24, 20, 18)), 1.5) > 0.56).astype(np.uint8)
     for mask in (label, volume):
         fg = mask != 0
-        record = ProbabilisticCropCentres(2.0)(mask[None])
+        record = ProbabilisticCropCenters(2.0)(mask[None])
         np.testing.assert_array_equal(record["indices"], np.flatnonzero(fg))
         expected = ndimage.distance_transform_edt(fg)[fg] ** 2.0
         np.testing.assert_allclose(np.diff(record["cdf"], prepend=0.0), expected, rtol=1e-9)
 
 
-def test_pc_centres_follow_distance_weights():
+def test_pc_centers_follow_distance_weights():
     label = np.zeros((1, 20, 20), dtype=np.uint8)
     label[0, 4:11, 3:9] = 1
     label[0, 14:16, 14:19] = 1
     crop = RandProbabilisticCrop(4, power=1.5, num_samples=20000)
     crop.set_random_state(0)
-    record = crop.centres(label)
+    record = crop.centers(label)
     samples = crop.randomize((20, 20), record)
-    flat = [np.ravel_multi_index(s.centre, (20, 20)) for s in samples]
+    flat = [np.ravel_multi_index(s.center, (20, 20)) for s in samples]
     observed = np.bincount(flat, minlength=400)[record["indices"]]
     weights = np.diff(record["cdf"], prepend=0.0)
     expected = weights / weights.sum() * len(samples)
@@ -637,10 +646,10 @@ def test_pc_centres_follow_distance_weights():
     assert stats.chisquare(observed, expected).pvalue > 1e-4
     for s in samples[:200]:
         assert s.kind == "pc"
-        assert all(st_ <= c < st_ + 4 and 0 <= st_ <= 16 for st_, c in zip(s.start, s.centre))
+        assert all(st_ <= c < st_ + 4 and 0 <= st_ <= 16 for st_, c in zip(s.start, s.center))
 
 
-def test_pc_border_objects_keep_their_crops_and_empty_label_falls_back():
+def test_pc_border_objects_keep_their_crops_and_empty_label_falls_back(coded_image, share):
     label = np.zeros((1, 32, 32), dtype=np.uint8)
     label[0, 0:5, 27:32] = 1  # object in the corner
     image = coded_image((32, 32))
@@ -654,27 +663,80 @@ def test_pc_border_objects_keep_their_crops_and_empty_label_falls_back():
     empty = crop({"image": image, "label": np.zeros_like(label)})
     assert {o["image"].meta[CROP_KIND_KEY] for o in empty} == {"fallback"}
     assert len({o["image"].meta[CROP_START_KEY] for o in empty}) > 5
-    full = ProbabilisticCropCentres()(np.ones((1, 6, 6), dtype=np.uint8))
+    full = ProbabilisticCropCenters()(np.ones((1, 6, 6), dtype=np.uint8))
     np.testing.assert_array_equal(np.diff(full["cdf"], prepend=0.0), np.ones(36))  # no background: equal weights
 
 
-def test_pc_inversion_and_power_check():
-    data = _meta_pair((40, 36, 20), seed=5)
+def test_pc_inversion_and_power_from_the_record(meta_pair):
+    data = meta_pair((40, 36, 20), seed=5)
     transform = Compose([
-        ProbabilisticCropCentresd("label", power=2.0),
-        RandProbabilisticCropd(["image", "label"], "label", (16, 12, 8), power=2.0, num_samples=2,
-                               centres_key="label_pc_centres"),
+        ProbabilisticCropCentersd("label", power=2.0),
+        RandProbabilisticCropd(["image", "label"], "label", (16, 12, 8), num_samples=2, centers_key="label_pc_centers"),
     ])
     transform.set_random_state(0)
     for out in transform(data):
-        assert out["image"].meta[CROP_CENTER_KEY] is not None and "label_pc_centres" not in out
+        center = out["image"].meta[CROP_CENTER_KEY]
+        start = out["image"].meta[CROP_START_KEY]
+        assert data["label"][(0, *center)] != 0 and "label_pc_centers" not in out  # centers are foreground pixels
+        assert all(s <= c < s + r for s, c, r in zip(start, center, (16, 12, 8)))
         restored = transform.inverse(out)
         assert tuple(restored["image"].shape) == tuple(data["image"].shape)
         torch.testing.assert_close(restored["image"].affine, data["image"].affine)
-    cached = ProbabilisticCropCentresd("label", power=2.0)(data)
-    wrong = RandProbabilisticCropd(["image", "label"], "label", 8, power=1.0, centres_key="label_pc_centres")
-    with pytest.raises(ValueError, match=r"computed with power=2.0 but this crop uses power=1.0"):
+    cached = ProbabilisticCropCentersd("label", power=2.0)(data)
+    same = RandProbabilisticCropd(["image", "label"], "label", 8, power=2.0, centers_key="label_pc_centers")
+    assert len(same(cached)) == 1  # the record's own power is no conflict
+    wrong = RandProbabilisticCropd(["image", "label"], "label", 8, power=1.0, centers_key="label_pc_centers")
+    with pytest.raises(ValueError, match=r"given power=1.0 but the centers record was computed with power=2.0"):
         wrong(cached)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# deprecated ``centre`` spellings: they warn and still work (removed in 0.2.0)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def test_deprecated_centre_spellings_warn_and_work():
+    pair = make_synthetic_pair((32, 32), fg_fraction=0.15, seed=4)
+    expected = ProbabilisticCropCenters(2.0)(pair["label"])
+    with pytest.warns(FutureWarning, match="ProbabilisticCropCentres.*Use ProbabilisticCropCenters"):
+        old = ProbabilisticCropCentres(2.0)
+    assert isinstance(old, ProbabilisticCropCenters)
+    np.testing.assert_array_equal(old(pair["label"])["cdf"], expected["cdf"])
+    assert ProbabilisticCropCentresD is ProbabilisticCropCentresDict is ProbabilisticCropCentresd
+    with pytest.warns(FutureWarning, match="ProbabilisticCropCentresd"):
+        old_d = ProbabilisticCropCentresd("label", power=2.0)
+    out = old_d(pair)
+    np.testing.assert_array_equal(out["label_pc_centres"]["cdf"], expected["cdf"])  # the old default key
+    assert ProbabilisticCropCentersd("label")(pair).keys() >= {"label_pc_centers"}  # the new one
+    with pytest.warns(FutureWarning, match="centres_postfix"):
+        renamed = ProbabilisticCropCentersd("label", centres_postfix="_c")
+    assert renamed.centers_postfix == "_c" and "label_c" in renamed(pair)
+    with pytest.warns(FutureWarning, match="centres_postfix"):
+        assert renamed.centres_postfix == "_c"
+    with pytest.warns(FutureWarning, match="centres_key"):
+        crop_d = RandProbabilisticCropd(["image", "label"], "label", 8, num_samples=2, centres_key="label_pc_centres")
+    assert crop_d.centers_key == "label_pc_centres" and crop_d.record_key == "label_pc_centres"
+    assert [o["image"].meta[CROP_KIND_KEY] for o in crop_d(out)] == ["pc", "pc"]
+
+    crop = RandProbabilisticCrop(8, num_samples=3)
+    with pytest.warns(FutureWarning, match="centres"):
+        record = crop.centres(pair["label"])
+    np.testing.assert_array_equal(record["cdf"], ProbabilisticCropCenters()(pair["label"])["cdf"])
+    with pytest.warns(FutureWarning, match="check_centres"):
+        crop.check_centres(record, (32, 32))
+    crop.set_random_state(1)
+    with pytest.warns(FutureWarning, match="use `centers`"):
+        old_call = crop(pair["image"], centres=record)
+    crop.set_random_state(1)
+    new_call = crop(pair["image"], centers=record)
+    assert [o.meta[CROP_CENTER_KEY] for o in old_call] == [o.meta[CROP_CENTER_KEY] for o in new_call]
+    sample = CropSample((0, 0), "pc", None, (3, 4))
+    with pytest.warns(FutureWarning, match="CropSample.center"):
+        assert sample.centre == (3, 4) == sample.center
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new spellings do not warn
+        ProbabilisticCropCentersd("label", centers_postfix="_c")
+        RandProbabilisticCropd(["image", "label"], "label", 8, centers_key="label_c")
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -694,8 +756,7 @@ _LABEL = np.zeros((1, 32, 32), dtype=np.uint8)
         (lambda: RandMaskAwareCrop(16, rho=-0.1, tau=2), r"rho must be in \[0, 1\].*got -0.1"),
         (lambda: RandMaskAwareCrop(16, rho=float("nan"), tau=2), r"rho must be in \[0, 1\]"),
         (lambda: RandMaskAwareCrop(16, tau=0.5), r"tau must be >= 1.*got tau=0.5"),
-        (lambda: RandMaskAwareCrop(16, tau=2, prob=0.5), r"exactly one of tau.*got tau=2, prob=0.5"),
-        (lambda: RandMaskAwareCrop(16), r"exactly one of tau.*got tau=None, prob=None"),
+        (lambda: RandMaskAwareCrop(16, tau=2, prob=0.5), r"at most one of tau.*got tau=2, prob=0.5"),
         (lambda: RandMaskAwareCrop(16, prob=1.2), r"prob must be in \[0, 1\], got prob=1.2"),
         (lambda: RandMaskAwareCrop(0, tau=2), r"roi_size must be >= 1"),
         (lambda: RandMaskAwareCrop(16, tau=2, num_samples=0), r"num_samples must be an int >= 1, got 0"),
@@ -703,7 +764,12 @@ _LABEL = np.zeros((1, 32, 32), dtype=np.uint8)
         (lambda: RandMaskAwareCrop(16, rho=[0.1], tau=2, classes=[1, 2]), r"rho must be one number or one per class"),
         (lambda: RandMaskAwareCrop(16, tau=2, classes=[0, 1]), r"classes must be distinct label values >= 1"),
         (lambda: RandMaskAwareCrop(16, tau=2, classes=[1, 2], ratios=[1.0]), r"ratios must be one non-negative"),
-        (lambda: RandMaskAwareCrop(16, tau=2, ratios=[1.0]), r"ratios must be one non-negative"),
+        (lambda: RandMaskAwareCrop(16, tau=2, ratios=[1.0, -1.0]), r"ratios must be one non-negative"),
+        (lambda: RandMaskAwareCrop(16, tau=2, ratios=[0.0]), r"ratios must not all be 0"),
+        (
+            lambda: RandMaskAwareCrop(16, tau=2, ratios=[1.0])(_IMAGE, _LABEL),
+            r"ratios must be one non-negative number per class of classes=None",
+        ),
         (lambda: MaskAwareWindowsd("label", 16, max_windows=0), r"max_windows must be None or >= 1, got 0"),
         (lambda: RandProbabilisticCrop(16, power=-1), r"power must be a finite number >= 0, got power=-1"),
         (lambda: RandMaskAwareCrop(48, tau=2)(_IMAGE, _LABEL), r"roi_size \(48, 48\) is larger than the image"),
@@ -738,7 +804,7 @@ _LABEL = np.zeros((1, 32, 32), dtype=np.uint8)
             r"label must be channel-first with one channel.*got shape \(8, 8\)",
         ),
         (lambda: MaskAwareWindows(4)(np.full((1, 8, 8), np.nan)), r"label contains NaN or infinite values"),
-        (lambda: ProbabilisticCropCentres()(-np.ones((1, 8, 8))), r"label has negative values"),
+        (lambda: ProbabilisticCropCenters()(-np.ones((1, 8, 8))), r"label has negative values"),
         (lambda: mac_window_starts(np.zeros((8, 8)), (4, 4), 2, 2.0), r"rho must be in \[0, 1\]"),
         (
             lambda: RandMaskAwareCropd(["image", "label"], "label", 16, tau=2)(
@@ -750,6 +816,11 @@ _LABEL = np.zeros((1, 32, 32), dtype=np.uint8)
             lambda: RandMaskAwareCrop(16, tau=2)(_IMAGE, windows=np.zeros((3, 2), dtype=np.int32)),
             r"windows must be the record of MaskAwareWindows",
         ),
+        (
+            lambda: RandProbabilisticCrop(16)(_IMAGE, centers={"indices": np.zeros(3)}),
+            r"centers must be the record of ProbabilisticCropCenters",
+        ),
+        (lambda: RandMaskAwareCrop(16, tau=2)(_IMAGE), r"label must be given unless windows or samples are"),
     ],
 )
 def test_bad_input_raises_value_error_naming_it(make, match):

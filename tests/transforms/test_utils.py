@@ -1,58 +1,89 @@
-from __future__ import annotations
+"""Array helpers of the transforms: window counts (the integral-image definition, the fast kernel, and
+Algorithm 1's loop agree), bounding boxes and distance boxes."""
 
-import itertools
+from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monai_imbalance.transforms.utils import window_foreground_counts, window_start_grid
-
-
-def brute_force_counts(mask, roi, stride):
-    """Algorithm 1 of the MAC paper: loop over windows, count non-zero pixels."""
-    starts = [range(0, n - r + 1, s) for n, r, s in zip(mask.shape, roi, stride)]
-    out = np.zeros([len(s) for s in starts], dtype=np.int64)
-    for index in itertools.product(*[range(len(s)) for s in starts]):
-        window = tuple(slice(s[i], s[i] + r) for s, i, r in zip(starts, index, roi))
-        out[index] = np.count_nonzero(mask[window])
-    return out
-
-
-@st.composite
-def mask_roi_stride(draw):
-    ndim = draw(st.sampled_from([2, 3]))
-    shape = tuple(draw(st.integers(1, 14)) for _ in range(ndim))
-    roi = tuple(draw(st.integers(1, n)) for n in shape)
-    stride = tuple(draw(st.integers(1, 6)) for _ in range(ndim))
-    seed = draw(st.integers(0, 2**31))
-    density = draw(st.floats(0.0, 1.0))
-    rng = np.random.default_rng(seed)
-    values = rng.integers(0, 4, shape) * (rng.random(shape) < density)
-    return values.astype(draw(st.sampled_from([np.uint8, np.int32, np.float32, bool]))), roi, stride
+from monai_imbalance.transforms import _window_kernels
+from monai_imbalance.transforms import utils as utils_module
+from monai_imbalance.transforms.utils import (
+    bounding_box,
+    integral_image_counts,
+    window_foreground_counts,
+    window_start_grid,
+)
 
 
 @settings(max_examples=150, deadline=None)
-@given(mask_roi_stride())
-def test_window_counts_equal_algorithm_1(case):
-    mask, roi, stride = case
-    np.testing.assert_array_equal(window_foreground_counts(mask, roi, stride), brute_force_counts(mask, roi, stride))
+@given(data=st.data())
+def test_window_counts_equal_algorithm_1(mask_cases, brute_force_counts, data):
+    """The definition (integral image), the kernel and the public function against a loop over windows."""
+    mask, roi, stride = data.draw(mask_cases(max_side=14, with_rho=False, values=4))
+    expected = brute_force_counts(mask, roi, stride)
+    np.testing.assert_array_equal(integral_image_counts(mask, roi, stride), expected)
+    np.testing.assert_array_equal(_window_kernels.piece_window_counts(mask, roi, stride), expected)
+    np.testing.assert_array_equal(window_foreground_counts(mask, roi, stride), expected)
+
+
+@pytest.mark.parametrize(
+    "shape, roi, stride",
+    [
+        ((600, 7), (600, 3), (1, 2)),  # one window taller than 255 rows (the kernel's byte sums must be split)
+        ((700, 20), (512, 5), (100, 3)),  # irregular cuts, pieces > 255
+        ((1000, 3), (300, 1), (700, 1)),  # stride larger than the ROI
+        ((520, 5, 3), (260, 2, 3), (1, 1, 1)),
+        ((300, 1100), (256, 40), (7, 64)),
+        ((96, 128), (32, 32), (16, 16)),
+        ((12, 10, 256), (4, 3, 128), (4, 2, 64)),
+        ((300, 64), (300, 32), (1, 32)),  # piece sums up to 255 * 32
+    ],
+)
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.int8, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F"])
+def test_kernel_equals_definition_on_long_pieces(shape, roi, stride, dtype, layout, brute_force_counts):
+    rng = np.random.default_rng(0)
+    mask = (rng.integers(0, 3, shape) * (rng.random(shape) < 0.7)).astype(dtype)
+    if dtype == np.int8:
+        mask = -mask  # negative labels are still non-zero
+    mask = np.asarray(mask, order=layout)
+    expected = brute_force_counts(mask, roi, stride)
+    np.testing.assert_array_equal(integral_image_counts(mask, roi, stride), expected)
+    np.testing.assert_array_equal(_window_kernels.piece_window_counts(mask, roi, stride), expected)
+
+
+def test_large_masks_take_the_kernel_with_the_same_counts(monkeypatch):
+    rng = np.random.default_rng(1)
+    binary = (rng.random((64, 48, 20)) < 0.3).astype(np.uint8)
+    expected = integral_image_counts(binary, (16, 8, 8), (4, 4, 4))
+    calls = []
+    kernel = _window_kernels.piece_window_counts
+    monkeypatch.setattr(_window_kernels, "piece_window_counts", lambda *a: calls.append(1) or kernel(*a))
+    np.testing.assert_array_equal(window_foreground_counts(binary, (16, 8, 8), 4), expected)
+    assert not calls  # below KERNEL_MIN_PIXELS: the definition
+    monkeypatch.setattr(utils_module, "KERNEL_MIN_PIXELS", binary.size)
+    for mask in (binary, binary * 255, binary.astype(bool), np.asfortranarray(binary), torch.as_tensor(binary)):
+        np.testing.assert_array_equal(window_foreground_counts(mask, (16, 8, 8), 4), expected)
+    assert len(calls) == 6  # the Fortran-ordered mask recurses once, on its C-ordered transpose
 
 
 def test_window_counts_int_roi_and_stride_and_grid():
     mask = np.zeros((10, 12), dtype=np.uint8)
     mask[0:4, 0:4] = 1
-    counts = window_foreground_counts(mask, 4, 4)
-    assert counts.shape == (2, 3)  # starts 0,4 (rows) and 0,4,8 (cols)
-    assert counts[0, 0] == 16 and counts.sum() == 16
+    mask[6:10, 8:12] = 1
+    # starts 0, 4 (rows) and 0, 4, 8 (columns): the two squares each fill one window exactly
+    np.testing.assert_array_equal(window_foreground_counts(mask, 4, 4), [[16, 0, 0], [0, 0, 8]])
     starts = window_start_grid((10, 12), (4, 4), (4, 4))
     assert [s.tolist() for s in starts] == [[0, 4], [0, 4, 8]]
 
 
 def test_window_counts_roi_larger_than_image_is_empty_grid():
     counts = window_foreground_counts(np.ones((5, 5)), (6, 2), 1)
-    assert counts.shape == (0, 4)
+    assert counts.shape == (0, 4) and counts.dtype == np.int64
 
 
 def test_window_counts_rejects_bad_arguments():
@@ -62,13 +93,21 @@ def test_window_counts_rejects_bad_arguments():
         window_foreground_counts(np.ones((5, 5)), (2, 2, 2), 1)
 
 
+def test_bounding_box_is_find_objects_of_the_mask():
+    mask = np.zeros((6, 7, 5), dtype=np.uint8)
+    mask[1:3, 2, 4] = 3
+    mask[4, 5, 1] = 1
+    assert bounding_box(mask) == (slice(1, 5), slice(2, 6), slice(1, 5))
+    assert bounding_box(mask.astype(bool)[:, ::-1]) == (slice(1, 5), slice(1, 5), slice(1, 5))
+    assert bounding_box(np.zeros((3, 3), dtype=bool)) is None
+
+
 @pytest.mark.parametrize("split_pixels, max_boxes", [(1 << 22, 256), (0, 256), (0, 2)])
 @pytest.mark.parametrize("spacing", [None, (1.0, 2.5)])
 def test_exact_distance_boxes_give_whole_image_distances(monkeypatch, split_pixels, max_boxes, spacing):
     """Every strategy (foreground box, per-component boxes, whole image) reproduces the whole-image EDT."""
     from scipy import ndimage
 
-    from monai_imbalance.transforms import utils as utils_module
     from monai_imbalance.transforms.utils import erode_by_distance, euclidean_distance, exact_distance_boxes
 
     monkeypatch.setattr(utils_module, "SPLIT_BOX_PIXELS", split_pixels)

@@ -260,8 +260,20 @@ def test_uncertainty_thick_edges_spacing_and_no_edges():
 def test_uncertainty_weights_from_stats_and_bad_inputs():
     pairs = [make_synthetic_pair((32, 32), fg_fraction=0.1, num_classes=3, seed=s) for s in range(3)]
     omega = class_frequency_weights([p["label"] for p in pairs], num_classes=3)
-    out = UncertaintyWeightMap(sigma=2.0, class_weights=omega)(pairs[0]["label"])
-    assert out.shape == (1, 32, 32) and np.all(out >= 0) and out.max() <= omega.max() + 1e-6
+    label = pairs[0]["label"]
+    out = UncertaintyWeightMap(sigma=2.0, class_weights=omega)(label)
+    # Eqs. 4-6 by hand: inner edges (a class > 0 with a face neighbour of another label), distance to them
+    spatial = label[0]
+    edges = np.zeros(spatial.shape, dtype=bool)
+    for axis in range(2):
+        change = np.diff(spatial, axis=axis) != 0
+        lower = (slice(None),) * axis + (slice(None, -1),)
+        upper = (slice(None),) * axis + (slice(1, None),)
+        edges[lower] |= change
+        edges[upper] |= change
+    edges &= spatial > 0
+    delta = 1 - np.exp(-ndimage.distance_transform_edt(~edges) ** 2 / (2 * 2.0**2))
+    np.testing.assert_allclose(out[0], omega[spatial] * delta, rtol=1e-5, atol=1e-7)
     with pytest.raises(ValueError, match="sigma"):
         UncertaintyWeightMap(sigma=0)
     with pytest.raises(ValueError, match="class_weights has 2 values"):
@@ -311,6 +323,20 @@ def test_signed_distance_bad_inputs():
         SignedDistanceMap()(np.zeros((4, 4)))
 
 
+def test_device_label_check_keeps_integers_and_narrows_floats():
+    ints = torch.tensor([[0, 2], [1, 1]])
+    assert weights_module._check_label_tensor(ints, "label") is ints
+    floats = weights_module._check_label_tensor(torch.tensor([[0.0, 2.0], [1.0, 1.0]]), "label")
+    assert floats.dtype == torch.uint8 and floats.tolist() == [[0, 2], [1, 1]]  # no int64 copy
+    assert weights_module._check_label_tensor(torch.tensor([0.0, 300.0]), "label").dtype == torch.int32
+    with pytest.raises(ValueError, match="whole numbers"):
+        weights_module._check_label_tensor(torch.tensor([0.0, 0.5]), "label")
+    with pytest.raises(ValueError, match="whole numbers"):
+        weights_module._check_label_tensor(torch.tensor([0.0, float("nan")]), "label")
+    with pytest.raises(ValueError, match="negative values"):
+        weights_module._check_label_tensor(torch.tensor([-1.0, 0.0]), "label")
+
+
 def test_device_code_path_matches_numpy(monkeypatch):
     """The torch code path (taken for GPU tensors) run on CPU tensors gives the numpy path's maps."""
     label = make_synthetic_pair((20, 18), fg_fraction=0.15, num_classes=3, seed=5)["label"][0].astype(np.int64)
@@ -356,9 +382,13 @@ def test_dictionary_forms_aliases_and_cache():
     dataset = CacheDataset(pairs, transforms, progress=False)
     item = dataset[0]
     assert set(item) == {"image", "label", "label_weight", "label_uncertainty", "label_sdm"}
-    np.testing.assert_allclose(item["label_weight"], DilationWeightMap(2)(pairs[0]["label"]))
+    label = pairs[0]["label"]
+    np.testing.assert_allclose(item["label_weight"], DilationWeightMap(2)(label))
+    np.testing.assert_allclose(item["label_uncertainty"], UncertaintyWeightMap(1.0)(label))
+    np.testing.assert_allclose(item["label_sdm"], SignedDistanceMap(num_classes=2)(label))
     assert item["label_sdm"].shape == (2, 24, 24)
-    assert dataset._cache[0]["label_weight"] is not None  # the map is computed once and cached
+    # the map is computed once and cached: the cache holds it, equal to a fresh computation
+    np.testing.assert_allclose(dataset._cache[0]["label_weight"], DilationWeightMap(2)(label))
     with pytest.raises(ValueError, match="postfix"):
         DilationWeightMapd(keys="label", radius=1, postfix="")
 
