@@ -268,6 +268,14 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    "bundles/acdc_seg/configs/bench_cpu.yaml")
     p.add_argument("--out", default="bench", help="output folder (default: bench)")
     p.add_argument("--nproc", type=int, default=1, help="GPUs per run, through torchrun (default: 1)")
+    p.add_argument("--baseline", default=None, help="setup to take paired differences against (e.g. dice_ce)")
+    p.add_argument("--small-structures", action="store_true",
+                   help="volumetric bundles (ACDC, Synapse): per-slice Dice on the smallest cross-sections and the "
+                   "share of slices where a present structure is missed (report.md, report.csv, dice.png)")
+    p.add_argument("--percentile", type=float, default=25.0,
+                   help="--small-structures: a cross-section is small at or below this percentile of its class's "
+                   "true areas (default 25)")
+    p.add_argument("--report-only", action="store_true", help="train nothing: report on the finished runs")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="-- --key value ... bundle overrides for every run")
     p.set_defaults(func=_run_bench)
@@ -286,11 +294,26 @@ def _run_bench(args: argparse.Namespace) -> int:
     runner = BundleRunner(args.bundle, _bundle_overrides(args.overrides), nproc=args.nproc,
                           extra_configs=args.config)
     setups = parse_setups(args.setups, args.losses)
-    runs, summary = run_bench(runner, setups, folds, args.out, progress=not args.no_progress, seeds=args.seeds)
+    if args.baseline is not None and args.baseline not in setups:
+        raise ValueError(f"--baseline {args.baseline!r} is not one of the setups {list(setups)}.")
+    runs, summary = run_bench(runner, setups, folds, args.out, progress=not args.no_progress, seeds=args.seeds,
+                              train=not args.report_only)
+    if args.small_structures:
+        from monai_imbalance.apps.bench_report import bench_report
+
+        bench_report(runner, runs, args.out, baseline=args.baseline, percentile=args.percentile,
+                     title=f"{runner.bundle.name}: {', '.join(setups)}")
+        print(f"small-structure report: {os.path.join(args.out, 'report.md')}")
+    elif args.baseline is not None:
+        from monai_imbalance.apps.bench import paired_differences, write_paired_table
+
+        write_paired_table(paired_differences(runs, args.baseline), args.out, args.baseline)
     done = sum(r.status == "done" for r in runs)
     skipped = sum(r.status == "skipped" for r in runs)
     failed = [r for r in runs if r.status == "failed"]
-    print(f"\n{done} runs done, {skipped} skipped (finished earlier), {len(failed)} failed; results in {args.out}")
+    pending = sum(r.status == "pending" for r in runs)
+    print(f"\n{done} runs done, {skipped} skipped (finished earlier), {len(failed)} failed"
+          + (f", {pending} not run (--report-only)" if pending else "") + f"; results in {args.out}")
     for r in failed:
         print(f"  failed: {r.setup} {run_folder_name(r.fold, r.seed)}: {r.error.splitlines()[0]}")
     print(format_table(summary, unit="seeds" if folds is None else "folds"))

@@ -38,6 +38,7 @@ __all__ = [
     "read_evaluation",
     "paired_differences",
     "write_bench_tables",
+    "write_paired_table",
     "bundle_alpha_evaluator",
     "METRIC_NAMES",
 ]
@@ -57,7 +58,7 @@ METRIC_NAMES = {
 class BenchRun:
     setup: str
     fold: int | None
-    status: str  # "done", "failed", "skipped" (finished in an earlier bench)
+    status: str  # "done", "failed", "skipped" (finished in an earlier bench), "pending" (not run: train=False)
     metrics: dict[str, float] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -213,11 +214,10 @@ class BundleRunner:
             tail = log.read_text().splitlines()[-15:]
             raise RuntimeError(f"bundle run failed (exit {proc.returncode}), log {log}:\n" + "\n".join(tail))
 
-    def run(self, run_dir: str | os.PathLike, overrides: Mapping[str, Any]) -> dict[str, float]:
-        """Train with ``overrides`` (on top of the runner's), evaluate the best checkpoint, return its metrics."""
+    def run_overrides(self, run_dir: str | os.PathLike, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """The overrides of one run: the runner's, the run's, and the run folder's paths."""
         run_dir = Path(run_dir).resolve()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        merged = {
+        return {
             **self.overrides,
             **{str(k): v for k, v in overrides.items()},
             "bundle_root": str(self.bundle),
@@ -225,6 +225,26 @@ class BundleRunner:
             "output_dir": str(run_dir / "eval"),
             "log_dir": str(run_dir / "logs"),
         }
+
+    def parser(self, run_dir: str | os.PathLike, overrides: Mapping[str, Any], *names: str) -> Any:
+        """A ``monai.bundle.ConfigParser`` of the run's configs (``names``, default train + evaluate, then the
+        extra configs) with its overrides, to build its network, data and inferer in this process."""
+        from monai.bundle import ConfigParser
+
+        parser = ConfigParser()
+        parser.read_config(self._configs(*(names or ("train", "evaluate"))))
+        meta = self.bundle / "configs" / "metadata.json"
+        if meta.is_file():
+            parser.read_meta(str(meta))
+        for key, value in self.run_overrides(run_dir, overrides).items():
+            parser[key] = _value(value) if isinstance(value, str) else value
+        return parser
+
+    def run(self, run_dir: str | os.PathLike, overrides: Mapping[str, Any]) -> dict[str, float]:
+        """Train with ``overrides`` (on top of the runner's), evaluate the best checkpoint, return its metrics."""
+        run_dir = Path(run_dir).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        merged = self.run_overrides(run_dir, overrides)
         distributed = self.nproc > 1
         train = self._configs("train", "multi_gpu_train") if distributed else self._configs("train")
         self._run(train, merged, run_dir / "train.log", distributed)
@@ -301,6 +321,41 @@ def paired_differences(
     return out
 
 
+def write_paired_table(
+    diffs: Mapping[str, Mapping[str, Any]], out: str | os.PathLike, baseline: str
+) -> Path:
+    """``paired.md`` (and ``paired.json``) in ``out``: per setup and metric, ``mean ± CI`` of ``setup - baseline``
+    (percentage points, except OII, HD95 and counts)."""
+    out = Path(out)
+    metrics = list(dict.fromkeys(m for entry in diffs.values() for m in entry))
+    header = ["setup", "pairs"] + [METRIC_NAMES.get(m, m) for m in metrics]
+    lines = [f"Paired differences against {baseline} (mean ± 95% CI over pairs)", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    for setup, entry in diffs.items():
+        pairs = max((len(v["values"]) for v in entry.values()), default=0)
+        cells = [setup, str(pairs)]
+        for m in metrics:
+            v = entry.get(m)
+            scale = 1.0 if _unscaled(m) else 100.0
+            if v is None or not math.isfinite(v["mean"]):
+                cells.append("-")
+                continue
+            text = f"{v['mean'] * scale:+.3g}"
+            if math.isfinite(v["ci"]):
+                text += f" ± {v['ci'] * scale:.3g}"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    (out / "paired.json").write_text(json.dumps(diffs, indent=1, default=str) + "\n")
+    path = out / "paired.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _unscaled(metric: str) -> bool:
+    """Metrics shown as they are, not in percent: OII, distances, counts."""
+    return any(k in metric for k in ("oii", "hd95", "empty_pred", "seconds"))
+
+
 def _ordered_metrics(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
     found = list(dict.fromkeys(m for e in summary.values() for m in e if m not in ("folds", "failed")))
     known = [m for m in METRIC_NAMES if m in found]
@@ -313,7 +368,9 @@ def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True
     metrics = _ordered_metrics(summary)
 
     def score(metric: str, mean: float) -> float:
-        return -abs(mean) if metric == "val_oii" else mean
+        if "oii" in metric:
+            return -abs(mean)
+        return -mean if ("hd95" in metric or "empty_pred" in metric) else mean
 
     best = {}
     for m in metrics:
@@ -327,11 +384,11 @@ def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True
             if m not in entry or not math.isfinite(entry[m]["mean"]):
                 cells.append("-")
                 continue
-            scale = 1.0 if m == "val_oii" else 100.0
+            scale = 1.0 if _unscaled(m) else 100.0
             mean, half = entry[m]["mean"] * scale, entry[m]["ci"] * scale
-            text = f"{mean:.3f}" if m == "val_oii" else f"{mean:.1f}"
+            text = f"{mean:.3f}" if "oii" in m else f"{mean:.1f}"
             if math.isfinite(half):
-                text += f" ± {half:.3f}" if m == "val_oii" else f" ± {half:.1f}"
+                text += f" ± {half:.3f}" if "oii" in m else f" ± {half:.1f}"
             if markdown and best[m] is not None and math.isclose(score(m, entry[m]["mean"]), best[m]):
                 text = f"**{text}**"
             cells.append(text)
@@ -377,6 +434,7 @@ def run_bench(
     echo: Callable[[str], None] = print,
     seeds: int | Sequence[int] | None = None,
     on_result: Callable[[BenchRun, Path], None] | None = None,
+    train: bool = True,
 ) -> tuple[list[BenchRun], dict[str, dict[str, Any]]]:
     """Run every (setup, fold, seed) not finished yet, then write ``runs.csv``, ``summary.json``, ``table.md`` and
     ``bench.png`` in ``out_dir`` and return the runs (ordered by setup, then fold and seed) and their summary.
@@ -387,6 +445,8 @@ def run_bench(
             ``set_determinism`` seed: same initial weights and data order for every setup of a seed); None: the
             bundle's own seed.
         on_result: called with each newly finished run and its folder (e.g. to commit results as they come).
+        train: False: run nothing, read back what is finished (the others are ``"pending"``), e.g. to report
+            on a bench that is still running elsewhere.
 
     Runs go repetition by repetition (every setup of fold 0 / seed 0 first), so an interrupted bench leaves
     complete comparisons behind. A ``result.json`` that cannot be read (a run killed while writing it) counts as
@@ -424,6 +484,9 @@ def run_bench(
         if saved is not None and saved.get("status") == "done" and saved.get("overrides") == overrides:
             runs.append(BenchRun(name, fold, "skipped", saved["metrics"], overrides, saved.get("seconds", 0.0),
                                  seed=seed))
+            continue
+        if not train:
+            runs.append(BenchRun(name, fold, "pending", {}, overrides, seed=seed))
             continue
         bar.set_postfix(setup=name, run=run_folder_name(fold, seed))
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -260,6 +260,7 @@ def write_acdc_lookalike(
     num_slices: tuple[int, int] = (4, 6),
     num_frames: int = 6,
     seed: int = 0,
+    h5_set: str = "full",
 ) -> Path:
     """Write an ACDC look-alike into ``root`` and return ``root``.
 
@@ -267,8 +268,10 @@ def write_acdc_lookalike(
     ``patient<id>_4d.nii.gz``, the ED and ES ``_frame<2>.nii.gz`` volumes and their ``_gt.nii.gz`` labels
     (RV=1, MYO=2, LV=3), anisotropic spacing about 1.4-1.8 mm in-plane and 5-10 mm between slices.
     ``form="h5"``: SSL4MIS's ``data/patient<id>_frame{01,02}.h5`` volumes (D, H, W), ``data/slices/
-    patient<id>_frame<nn>_slice_<k>.h5`` (k from 1) and ``{train,val,test}.list``. ``patients``: patient numbers
-    (default 1-100, so the SSL4MIS 70/10/20 lists are complete).
+    patient<id>_frame<nn>_slice_<k>.h5`` (k from 1), ``{train,val,test}.list``, ``train_slices.list`` (in a
+    shuffled order, as SSL4MIS's) and ``all_slices.list``. ``h5_set="minimal"`` writes what public copies ship
+    instead: the training slices only, flat in ``data/``, and the val/test volumes only. ``patients``: patient
+    numbers (default 1-100, so the SSL4MIS 70/10/20 lists are complete).
     """
     import h5py
     import nibabel as nib
@@ -277,8 +280,14 @@ def write_acdc_lookalike(
     numbers = list(range(1, 101)) if patients is None else [int(p) for p in patients]
     if form not in ("raw", "h5"):
         raise ValueError(f"form must be 'raw' or 'h5', got {form!r}.")
+    if h5_set not in ("full", "minimal"):
+        raise ValueError(f"h5_set must be 'full' or 'minimal', got {h5_set!r}.")
+    minimal = form == "h5" and h5_set == "minimal"
+    slice_dir = root / "data" if minimal else root / "data" / "slices"
+    train_set = set(ACDC_TRAIN_PATIENTS)
+    slice_names: dict[str, list[str]] = {"train": [], "all": []}
     if form == "h5":
-        (root / "data" / "slices").mkdir(parents=True, exist_ok=True)
+        slice_dir.mkdir(parents=True, exist_ok=True)
     for n in numbers:
         name = f"patient{n:03d}"
         rng = _rng(seed, n, 11)
@@ -316,11 +325,19 @@ def write_acdc_lookalike(
                 volume = (volume - volume.min()) / max(float(volume.max() - volume.min()), 1e-6)
                 seg = np.moveaxis(label, -1, 0).astype(np.uint8)
                 vol_name = f"{name}_frame{new_frame:02d}"
-                with h5py.File(root / "data" / f"{vol_name}.h5", "w") as f:
-                    f.create_dataset("image", data=volume)
-                    f.create_dataset("label", data=seg)
+                training = name in train_set
+                if not (minimal and training):
+                    with h5py.File(root / "data" / f"{vol_name}.h5", "w") as f:
+                        f.create_dataset("image", data=volume)
+                        f.create_dataset("label", data=seg)
                 for k in range(volume.shape[0]):
-                    with h5py.File(root / "data" / "slices" / f"{vol_name}_slice_{k + 1}.h5", "w") as f:
+                    slice_name = f"{vol_name}_slice_{k + 1}"
+                    slice_names["all"].append(slice_name)
+                    if training:
+                        slice_names["train"].append(slice_name)
+                    if minimal and not training:
+                        continue
+                    with h5py.File(slice_dir / f"{slice_name}.h5", "w") as f:
                         f.create_dataset("image", data=volume[k])
                         f.create_dataset("label", data=seg[k])
     if form == "h5":
@@ -329,7 +346,11 @@ def write_acdc_lookalike(
                                  ("test", ACDC_TEST_PATIENTS)):
             lines = [f"{p}_frame{f:02d}" for p in members if p in present for f in (1, 2)]
             (root / f"{section}.list").write_text("".join(f"{line}\n" for line in lines))
-    write_synthetic_marker(root, f"ACDC ({form})", {"patients": len(numbers)}, seed=seed, form=form)
+        shuffled = [slice_names["train"][i] for i in _rng(seed, 12).permutation(len(slice_names["train"]))]
+        (root / "train_slices.list").write_text("".join(f"{line}\n" for line in shuffled))
+        (root / "all_slices.list").write_text("".join(f"{line}\n" for line in sorted(slice_names["all"])))
+    write_synthetic_marker(root, f"ACDC ({form})", {"patients": len(numbers)}, seed=seed, form=form,
+                           **({"h5_set": h5_set} if form == "h5" else {}))
     return root
 
 

@@ -198,3 +198,62 @@ def test_download_uses_the_official_collection_url(tmp_path, monkeypatch):
     assert download_acdc(tmp_path) == tmp_path / "ACDC"
     assert calls[0][0] == ACDC_RESOURCE.url and calls[0][1]["hash_val"] == ACDC_RESOURCE.sha256
     assert "humanheart-project.creatis.insa-lyon.fr" in ACDC_RESOURCE.url
+
+
+@pytest.fixture(scope="module")
+def minimal(tmp_path_factory):
+    """The set public copies ship: training slices flat in data/, val/test volumes only, train_slices.list."""
+    numbers = [int(p[-3:]) for group in H5_PATIENTS.values() for p in group]
+    return write_acdc_lookalike(tmp_path_factory.mktemp("acdc_min") / "ACDC", form="h5", patients=numbers, seed=0,
+                                h5_set="minimal")
+
+
+def test_minimal_flat_set_prepares_like_ssl4mis_reads_it(minimal, h5, tmp_path):
+    files = {p.name for p in (minimal / "data").iterdir()}
+    assert not (minimal / "data" / "slices").exists()
+    assert "patient099_frame01.h5" not in files and "patient099_frame01_slice_1.h5" in files  # training: slices
+    assert "patient011_frame01.h5" in files and "patient011_frame01_slice_1.h5" not in files  # test: volumes
+    items = acdc_items(minimal)
+    assert items["layout"]["set"] == "minimal" and items["layout"]["slices"] == ["data"]
+    assert items["layout"]["description"].startswith("SSL4MIS HDF5 form, minimal set")
+    listed = [line for line in (minimal / "train_slices.list").read_text().splitlines() if line]
+    assert sorted(s["id"] for s in items["slices"]) == sorted(listed)
+    assert {v["patient"] for v in items["volumes"]} == set(H5_PATIENTS["val"] + H5_PATIENTS["test"])
+    full = acdc_items(h5)  # the original SSL4MIS layout of the same patients: the same training slices
+    assert full["layout"]["set"] == "full" and full["layout"]["slices"] == ["data/slices"]
+    train_ids = {s["id"] for s in full["slices"] if s["patient"] in H5_PATIENTS["train"]}
+    assert train_ids == {s["id"] for s in items["slices"]}
+    path = prepare_acdc(minimal, out=tmp_path / "min.json")
+    data = json.loads(path.read_text())
+    assert data["layout"].startswith("SSL4MIS HDF5 form, minimal set") and data["synthetic"]
+    assert data["numTraining"] == len(listed) and data["numValidation"] == 4 and data["numTest"] == 8
+    # phases come from the lists (frame01 = ED) even where no volume of the patient is on disk
+    assert {it["phase"] for it in data["training"]} == {"ED", "ES"}
+    with pytest.raises(ValueError, match="supports the 'ssl4mis' split only"):
+        prepare_acdc(minimal, out=tmp_path / "k.json", split="kfold")
+
+
+def test_minimal_set_keeps_the_checks_that_matter(minimal, tmp_path):
+    broken = shutil.copytree(minimal, tmp_path / "ACDC")
+    (broken / "data" / "patient038_frame01_slice_2.h5").unlink()
+    (broken / "data" / "patient028_frame02.h5").unlink()
+    with h5py.File(broken / "data" / "patient099_frame02_slice_1.h5", "a") as f:
+        del f["label"]
+    with pytest.raises(DatasetLayoutError) as err:
+        acdc_items(broken)
+    message = str(err.value)
+    assert "missing training slice patient038_frame01_slice_2.h5 (listed in train_slices.list" in message
+    assert "missing volume" in message and "patient028_frame02.h5" in message and "val.list" in message
+    assert "patient099_frame02_slice_1.h5 has no dataset ['label']" in message
+
+
+def test_count_check_names_its_override_and_the_bundle_override_skips_it(minimal, tmp_path):
+    from monai_imbalance.engines import dataset_sections
+
+    real = shutil.copytree(minimal, tmp_path / "ACDC")
+    (real / "SYNTHETIC.txt").unlink()  # looks like a real copy holding a subset of the patients
+    with pytest.raises(DatasetLayoutError, match=r"expected 100 \(a subset on purpose\?.*--expected_count None"):
+        acdc_items(real)
+    for skip in (None, "None", "null"):  # Python, command line (fire) and YAML spellings
+        sections = dataset_sections("acdc", real, expected_count=skip)
+        assert len(sections["test"]) == 8 and all("slice" in s for s in sections["training"])

@@ -194,3 +194,26 @@ def test_resume_continues_from_the_checkpoint(trained, data):
     assert first["best_model"]["best_metric_epoch"] == 1
     assert second["best_model"]["best_metric"] >= first["best_model"]["best_metric"]
     assert len(second["best_model"]["saved"]) == 1
+
+
+def test_count_check_override_through_the_bundle(tmp_path):
+    import shutil
+
+    from monai_imbalance.apps.checks import DatasetLayoutError
+    from monai_imbalance.apps.lookalike import write_acdc_lookalike
+
+    data = write_acdc_lookalike(tmp_path / "ACDC", form="h5", patients=[99, 38, 28, 11], h5_set="minimal")
+    (data / "SYNTHETIC.txt").unlink()  # a real copy of a subset: the counts differ from SSL4MIS's
+    root = tmp_path / "bundle"
+    shutil.copytree(BUNDLES / NAME, root)
+    parser = parse_bundle(root, ("train",), {"dataset_dir": str(data)})
+    with pytest.raises(Exception) as err:  # ConfigParser wraps the error; the message names the override
+        parser.get_parsed_content("sections")
+    chain, cause = [], err.value
+    while cause is not None:
+        chain.append(cause)
+        cause = cause.__cause__
+    assert any(isinstance(e, DatasetLayoutError) and "--expected_count None" in str(e) for e in chain)
+    parser = parse_bundle(root, ("train",), {"dataset_dir": str(data), "expected_count": None})
+    sections = parser.get_parsed_content("sections")
+    assert len(sections["training"]) > 0 and [v["patient"] for v in sections["test"]] == ["patient011"] * 2

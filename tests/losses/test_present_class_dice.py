@@ -75,3 +75,15 @@ def test_setup_option(name, random_case):
     assert option.loss_function(logits, target).item() == pytest.approx(ours.item(), rel=1e-6)
     default = SegmentationSetup(loss=name, out_channels=3)
     assert default.loss_function(logits, target).item() == pytest.approx(monai.item(), rel=1e-6)
+
+
+def test_dice_ce_class_weights_reach_the_dice_part(random_case):
+    # MONAI's DiceCELoss drops the background weight for its Dice part when the background is excluded: the same here
+    logits, _ = random_case(channels=3, spatial=(4, 4), seed=3)
+    weight = torch.tensor([0.5, 2.0, 3.0])
+    kw = {"softmax": True, "to_onehot_y": True, "include_background": False}
+    dice_only = PresentClassDiceCELoss(weight=weight, lambda_ce=0.0, **kw)(logits, _target())
+    expected = PresentClassDiceLoss(weight=weight[1:], **kw)(logits, _target())
+    unweighted = PresentClassDiceLoss(**kw)(logits, _target())
+    assert dice_only.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert abs(expected.item() - unweighted.item()) > 1e-3

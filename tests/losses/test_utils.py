@@ -2,15 +2,27 @@ from __future__ import annotations
 
 import pytest
 import torch
+from monai.data import MetaTensor
 
 from monai_imbalance.losses.utils import (
     check_activation_args,
     check_reduction,
     log1m_softmax,
     log_probabilities,
+    plain_tensor,
     prepare_input_target,
     reduce_loss,
 )
+
+
+def test_plain_tensor_drops_metadata_keeps_storage_and_autograd():
+    x = MetaTensor(torch.arange(6.0).reshape(2, 3), meta={"filename_or_obj": "a.nii"}).requires_grad_(True)
+    plain = plain_tensor(x)
+    assert type(plain) is torch.Tensor and plain.data_ptr() == x.data_ptr()
+    (plain * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    torch.testing.assert_close(torch.as_tensor(x.grad), torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]))
+    y = torch.ones(2)
+    assert plain_tensor(y) is y  # plain tensors pass through
 
 
 def test_more_than_one_activation_raises_monai_message():
