@@ -276,6 +276,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="--small-structures: a cross-section is small at or below this percentile of its class's "
                    "true areas (default 25)")
     p.add_argument("--report-only", action="store_true", help="train nothing: report on the finished runs")
+    p.add_argument("--parallel", type=int, default=1,
+                   help="runs trained at the same time, one process each (e.g. 7 on one large GPU; default 1)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="-- --key value ... bundle overrides for every run")
     p.set_defaults(func=_run_bench)
@@ -297,7 +299,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     if args.baseline is not None and args.baseline not in setups:
         raise ValueError(f"--baseline {args.baseline!r} is not one of the setups {list(setups)}.")
     runs, summary = run_bench(runner, setups, folds, args.out, progress=not args.no_progress, seeds=args.seeds,
-                              train=not args.report_only)
+                              train=not args.report_only, parallel=args.parallel)
     if args.small_structures:
         from monai_imbalance.apps.bench_report import bench_report
 

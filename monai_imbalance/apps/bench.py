@@ -435,6 +435,7 @@ def run_bench(
     seeds: int | Sequence[int] | None = None,
     on_result: Callable[[BenchRun, Path], None] | None = None,
     train: bool = True,
+    parallel: int = 1,
 ) -> tuple[list[BenchRun], dict[str, dict[str, Any]]]:
     """Run every (setup, fold, seed) not finished yet, then write ``runs.csv``, ``summary.json``, ``table.md`` and
     ``bench.png`` in ``out_dir`` and return the runs (ordered by setup, then fold and seed) and their summary.
@@ -445,6 +446,8 @@ def run_bench(
             ``set_determinism`` seed: same initial weights and data order for every setup of a seed); None: the
             bundle's own seed.
         on_result: called with each newly finished run and its folder (e.g. to commit results as they come).
+        parallel: runs trained at the same time, each in its own process (a large GPU has room for several of the
+            papers' small networks; the bundle's ``device`` decides where each runs). 1: one after the other.
         train: False: run nothing, read back what is finished (the others are ``"pending"``), e.g. to report
             on a bench that is still running elsewhere.
 
@@ -469,38 +472,57 @@ def run_bench(
         raise ValueError("bench needs at least one fold and one seed (or None for either).")
     jobs = [(name, fold, seed) for seed in seed_ids for fold in fold_ids for name in setups]
     runs: list[BenchRun] = []
-    bar = tqdm(jobs, desc="bench", unit="run", disable=not progress)
-    for name, fold, seed in bar:
+    todo: list[tuple[str, int | None, int | None, dict[str, str], Path]] = []
+    for name, fold, seed in jobs:
         run_dir = out / name.replace("/", "_") / run_folder_name(fold, seed)
-        record = run_dir / "result.json"
         overrides = dict(setups[name])
         if fold is not None:
             overrides["fold"] = str(fold)
         if seed is not None:
             overrides["seed"] = str(seed)
-        saved, problem = read_result(record)
+        saved, problem = read_result(run_dir / "result.json")
         if problem:
             echo(f"bench: {problem}; running {name} {run_folder_name(fold, seed)} again")
         if saved is not None and saved.get("status") == "done" and saved.get("overrides") == overrides:
             runs.append(BenchRun(name, fold, "skipped", saved["metrics"], overrides, saved.get("seconds", 0.0),
                                  seed=seed))
-            continue
-        if not train:
+        elif not train:
             runs.append(BenchRun(name, fold, "pending", {}, overrides, seed=seed))
-            continue
-        bar.set_postfix(setup=name, run=run_folder_name(fold, seed))
+        else:
+            todo.append((name, fold, seed, overrides, run_dir))
+
+    def one(job: tuple[str, int | None, int | None, dict[str, str], Path]) -> BenchRun:
+        name, fold, seed, overrides, run_dir = job
         run_dir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         try:
             metrics = runner.run(run_dir, overrides)
             run = BenchRun(name, fold, "done", metrics, overrides, time.perf_counter() - start, seed=seed)
-            _write_atomic(record, json.dumps(asdict(run), indent=2) + "\n")
+            _write_atomic(run_dir / "result.json", json.dumps(asdict(run), indent=2) + "\n")
             if on_result is not None:
                 on_result(run, run_dir)
         except Exception as err:  # one failed run must not lose the others
             run = BenchRun(name, fold, "failed", {}, overrides, time.perf_counter() - start, str(err), seed=seed)
             echo(f"bench: {name} {run_folder_name(fold, seed)} failed: {str(err).splitlines()[0]}")
-        runs.append(run)
+        return run
+
+    jobs_at_once = max(1, int(parallel))
+    if jobs_at_once > 1 and runner.in_process:
+        raise ValueError("parallel runs need a runner with in_process=False (one process per run).")
+    bar = tqdm(total=len(todo), desc="bench", unit="run", disable=not progress)
+    if jobs_at_once == 1:
+        for job in todo:
+            bar.set_postfix(setup=job[0], run=run_folder_name(job[1], job[2]))
+            runs.append(one(job))
+            bar.update(1)
+    else:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        with ThreadPoolExecutor(max_workers=jobs_at_once) as pool:
+            for future in as_completed([pool.submit(one, job) for job in todo]):
+                runs.append(future.result())
+                bar.update(1)
+    bar.close()
     order = {name: i for i, name in enumerate(setups)}
     runs.sort(key=lambda r: (order[r.setup], -1 if r.fold is None else r.fold, -1 if r.seed is None else r.seed))
     write_bench_tables(runs, out, unit="seeds" if fold_ids == [None] else "folds")

@@ -103,6 +103,8 @@ class DatasetSpec:
         from_datalist: ``fix(sections, datalist_path, options) -> sections`` for sections read back from a datalist
             JSON (Synapse stacks its validation slices into volumes), or None.
         description: one line for ``--help`` and the docs.
+        bundle_split: the split :func:`monai_imbalance.engines.dataset_sections` uses when none is given (the
+            bundles' papers), if it differs from :attr:`default_split` (``prepare``'s).
     """
 
     name: str
@@ -118,6 +120,7 @@ class DatasetSpec:
     bundle_options: Mapping[str, Any] = field(default_factory=dict)
     from_datalist: str | Callable[..., Any] | None = None
     description: str = ""
+    bundle_split: str | None = None
 
     @property
     def default_split(self) -> str:
@@ -239,7 +242,7 @@ for _spec in (
             DatasetOption("val_fraction", "pranet split: share of the training images held out for validation",
                           {"type": float}),
         ),
-        description="Kvasir-SEG polyps (1000 images; 3-channel JPEG masks)",
+        description="Kvasir-SEG polyps (1000 images; 3-channel JPEG masks)", bundle_split="kfold",
     ),
     DatasetSpec(
         "clinicdb", "CVC-ClinicDB", "monai_imbalance.apps.clinicdb:clinicdb_sections", ("external", "pranet", "kfold"),

@@ -62,7 +62,8 @@ def dataset_sections(
     Args:
         dataset: a registered dataset name (``"kvasir"``, ``"clinicdb"``, ``"isic2018"``, ``"synapse"``, ``"acdc"``).
         dataset_dir: the dataset's folder in its real layout; not needed with ``datalist``.
-        split: the dataset's split (default: its first, e.g. Kvasir ``"pranet"``... see each ``*_sections``).
+        split: the dataset's split (default: the bundles' split, Kvasir ``"kfold"`` (the MAC paper's five folds),
+            else the dataset's first: CVC-ClinicDB ``"external"``, ISIC ``"official"``, ACDC ``"ssl4mis"``).
         fold, num_folds, seed: the k-fold split's fold (0-based), number of folds and seed.
         datalist: a datalist JSON from ``monai-imbalance prepare`` instead of scanning ``dataset_dir``.
         check: file checks while scanning: ``"header"`` (fast: headers, pairs, counts), ``"full"`` (decode every
@@ -96,7 +97,7 @@ def dataset_sections(
         raise ValueError("dataset_dir is needed unless a datalist JSON is given.")
     if check not in spec.checks:  # e.g. "images" for a dataset that decodes its labels fully anyway
         check = "full"
-    result = spec.scan(dataset_dir, split=split, fold=fold, num_folds=num_folds, seed=seed, check=check,
+    result = spec.scan(dataset_dir, split=split or spec.bundle_split, fold=fold, num_folds=num_folds, seed=seed, check=check,
                        num_workers=num_workers, expected_count=expected_count, **mine)
     return {s: list(result.sections.get(s) or []) for s in _SECTIONS}
 

@@ -217,3 +217,31 @@ def test_count_check_override_through_the_bundle(tmp_path):
     parser = parse_bundle(root, ("train",), {"dataset_dir": str(data), "expected_count": None})
     sections = parser.get_parsed_content("sections")
     assert len(sections["training"]) > 0 and [v["patient"] for v in sections["test"]] == ["patient011"] * 2
+
+
+@pytest.mark.parametrize("budget", ["bench_cpu", "bench_gpu"])
+def test_benchmark_budgets_resolve_without_cuda(budget, tmp_path):
+    """The committed budgets of the real-data benchmark parse and build every part on a CPU-only machine."""
+    import shutil
+
+    import yaml
+
+    from monai_imbalance.apps.lookalike import write_acdc_lookalike
+
+    data = write_acdc_lookalike(tmp_path / "ACDC", form="h5", patients=[99, 38, 28, 11], h5_set="minimal")
+    root = tmp_path / "bundle"
+    shutil.copytree(BUNDLES / NAME, root)
+    parser = parse_bundle(root, ("train", "evaluate", budget), {"dataset_dir": str(data), "loss": "boundary"})
+    settings = yaml.safe_load((root / "configs" / f"{budget}.yaml").read_text())
+    assert parser.get_parsed_content("image_size") == settings["image_size"]
+    trainer = parser.get_parsed_content("train#trainer")
+    assert trainer.state.max_epochs == settings["epochs"] and trainer.loss_inputs == {"dist_map": "label_sdm"}
+    schedule = next(h for h in parser.get_parsed_content("setup").train_handlers if hasattr(h, "weight_at"))
+    # Kervadec's weight reaches 0.5 at the last epoch in both budgets
+    assert schedule.weight_at(settings["epochs"]) == pytest.approx(0.5, abs=1e-3)
+    network = parser.get_parsed_content("network_def")
+    assert [m.out_channels for m in network.modules() if isinstance(m, torch.nn.Conv2d)][0] == \
+        settings["unet_features"][0]
+    assert parser.get_parsed_content("validate#evaluator") is not None
+    script = (BUNDLES.parent / "benchmarks" / "acdc_gpu.sh").read_text()
+    assert (f"--config bundles/acdc_seg/configs/{budget}.yaml" in script) == (budget == "bench_gpu")
