@@ -97,8 +97,8 @@ def dataset_sections(
         raise ValueError("dataset_dir is needed unless a datalist JSON is given.")
     if check not in spec.checks:  # e.g. "images" for a dataset that decodes its labels fully anyway
         check = "full"
-    result = spec.scan(dataset_dir, split=split or spec.bundle_split, fold=fold, num_folds=num_folds, seed=seed, check=check,
-                       num_workers=num_workers, expected_count=expected_count, **mine)
+    result = spec.scan(dataset_dir, split=split or spec.bundle_split, fold=fold, num_folds=num_folds, seed=seed,
+                       check=check, num_workers=num_workers, expected_count=expected_count, **mine)
     return {s: list(result.sections.get(s) or []) for s in _SECTIONS}
 
 
