@@ -51,7 +51,7 @@ from .checks import (
     thread_map,
 )
 from .download import Resource, download_resources
-from .registry import DatasetSections, prepare_dataset
+from .registry import DatasetSections, ScanRequest, prepare_dataset
 from .splits import fixed_split, kfold_split, natural_key
 
 __all__ = [
@@ -526,18 +526,15 @@ def download_acdc(root: str | os.PathLike, progress: bool = True) -> Path:
 
 def acdc_sections(
     root: str | os.PathLike,
-    split: str = "ssl4mis",
-    fold: int = 0,
-    num_folds: int = 5,
-    seed: int = 0,
-    expected_count: int | str | None = "auto",
-    check: str = "full",
-    num_workers: int = 0,
+    request: ScanRequest,
+    *,
     form: str | None = None,
     slices: bool | None = None,
 ) -> DatasetSections:
     """Check an ACDC folder (raw NIfTI or SSL4MIS HDF5 form) and split it (the dataset's entry of
     :mod:`monai_imbalance.apps.registry`). See :func:`acdc_items` and :func:`acdc_split` for the arguments."""
+    split, fold, num_folds, seed = request.split, request.fold, request.num_folds, request.seed
+    expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     items = acdc_items(root, form=form or "auto", expected_count=expected_count, check=check,
                        num_workers=num_workers)
     sections, info = acdc_split(items, split, fold=fold, num_folds=num_folds, seed=seed,

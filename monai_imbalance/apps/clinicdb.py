@@ -34,7 +34,7 @@ from .checks import (
     resolve_expected,
 )
 from .download import DownloadError
-from .registry import DatasetSections, prepare_dataset
+from .registry import DatasetSections, ScanRequest, prepare_dataset
 from .splits import fixed_split, items_by_ids, kfold_split, natural_key
 
 __all__ = [
@@ -165,17 +165,14 @@ def download_clinicdb(root: str | os.PathLike) -> None:
 
 def clinicdb_sections(
     root: str | os.PathLike,
-    split: str = "external",
-    fold: int = 0,
-    num_folds: int = 5,
-    seed: int = 0,
-    expected_count: int | str | None = "auto",
-    check: str = "full",
-    num_workers: int = 0,
+    request: ScanRequest,
+    *,
     strict_masks: bool = True,
 ) -> DatasetSections:
     """Check a CVC-ClinicDB folder and split it (the dataset's entry of :mod:`monai_imbalance.apps.registry`). See
     :func:`clinicdb_items` and :func:`clinicdb_split` for the arguments."""
+    split, fold, num_folds, seed = request.split, request.fold, request.num_folds, request.seed
+    expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     items = clinicdb_items(root, expected_count=expected_count, check=check, strict_masks=strict_masks,
                            num_workers=num_workers)
     sections, info = clinicdb_split(items, split, fold=fold, num_folds=num_folds, seed=seed)

@@ -36,7 +36,7 @@ from .checks import (
     thread_map,
 )
 from .download import Resource, download_resources
-from .registry import DatasetSections, prepare_dataset
+from .registry import DatasetSections, ScanRequest, prepare_dataset
 from .splits import holdout_split, items_by_ids, kfold_split
 
 __all__ = [
@@ -295,13 +295,8 @@ def download_isic2018(
 
 def isic2018_sections(
     root: str | os.PathLike,
-    split: str = "official",
-    fold: int = 0,
-    num_folds: int = 5,
-    seed: int = 0,
-    expected_count: int | str | None = "auto",
-    check: str = "full",
-    num_workers: int = 0,
+    request: ScanRequest,
+    *,
     strict_masks: bool = True,
     holdout: Sequence[float] | None = None,
     cache_size: int | None = None,
@@ -315,6 +310,8 @@ def isic2018_sections(
     1024) switches the items to :func:`isic2018_resized_cache` copies in ``cache_dir`` (default ``<root>/resized``).
     See :func:`isic2018_items` and :func:`isic2018_split` for the other arguments.
     """
+    split, fold, num_folds, seed = request.split, request.fold, request.num_folds, request.seed
+    expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     root = Path(root)
     subsets: dict[str, list[dict[str, Any]]] = {}
     for subset in ISIC2018_SUBSETS:

@@ -40,7 +40,7 @@ from .checks import (
     resolve_expected,
 )
 from .download import Resource, download_resources
-from .registry import DatasetSections, prepare_dataset
+from .registry import DatasetSections, ScanRequest, prepare_dataset
 from .splits import fixed_split, holdout_split, items_by_ids, kfold_split, read_id_list
 
 __all__ = [
@@ -233,18 +233,15 @@ def download_kvasir(root: str | os.PathLike, progress: bool = True) -> Path:
 
 def kvasir_sections(
     root: str | os.PathLike,
-    split: str = "pranet",
-    fold: int = 0,
-    num_folds: int = 5,
-    seed: int = 0,
-    expected_count: int | str | None = "auto",
-    check: str = "full",
-    num_workers: int = 0,
+    request: ScanRequest,
+    *,
     split_files: Sequence[str | os.PathLike] | None = None,
     val_fraction: float | None = None,
 ) -> DatasetSections:
     """Check a Kvasir-SEG folder and split it (the dataset's entry of :mod:`monai_imbalance.apps.registry`). See
     :func:`kvasir_items` and :func:`kvasir_split` for the arguments."""
+    split, fold, num_folds, seed = request.split, request.fold, request.num_folds, request.seed
+    expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     folder = find_kvasir_root(root)
     items = kvasir_items(folder, expected_count=expected_count, check=check, num_workers=num_workers)
     sections, info = kvasir_split(items, split, fold=fold, num_folds=num_folds, seed=seed, split_files=split_files,

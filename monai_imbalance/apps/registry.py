@@ -4,10 +4,10 @@ subparser per dataset with uniform argument names), the bundles' datalist builde
 
 A dataset is one module of :mod:`monai_imbalance.apps` with a *sections* function of the uniform signature::
 
-    def mydata_sections(root, split="official", fold=0, num_folds=5, seed=0, expected_count="auto",
-                        check="full", num_workers=0, **options) -> DatasetSections
+    def mydata_sections(root, request: ScanRequest, *, <the dataset's own options>) -> DatasetSections
 
-(check the folder in its real layout, split it, and say how to describe it in a datalist), a look-alike writer
+(check the folder in its real layout, split it as ``request`` says, and say how to describe it in a datalist;
+:class:`ScanRequest` carries the arguments every dataset takes: split, fold, seeds, checks), a look-alike writer
 ``write_mydata_lookalike(root, num_images=..., seed=0) -> folder``, and one :func:`register_dataset` entry
 (``CONTRIBUTING.md`` has a worked example). :func:`prepare_dataset` then checks, splits and writes the MONAI datalist
 JSON for every dataset the same way.
@@ -26,6 +26,7 @@ __all__ = [
     "DatasetOption",
     "DatasetSpec",
     "DatasetSections",
+    "ScanRequest",
     "DATASETS",
     "register_dataset",
     "get_dataset",
@@ -34,9 +35,32 @@ __all__ = [
     "scan_dataset",
 ]
 
-#: arguments every dataset's sections function takes, with their defaults (``split`` defaults per dataset)
-COMMON_ARGUMENTS = {"fold": 0, "num_folds": 5, "seed": 0, "expected_count": "auto", "check": "full",
-                    "num_workers": 0}
+
+
+@dataclass(frozen=True)
+class ScanRequest:
+    """What every dataset's sections function is asked, beside its own options.
+
+    Args:
+        split: the split name (one of the dataset's :attr:`DatasetSpec.splits`).
+        fold, num_folds, seed: the fold (0-based) and number of folds of k-fold splits, and the seed of seeded ones.
+        expected_count: the count checks: ``"auto"`` (the real dataset's numbers, or a look-alike's), a number, or
+            None to skip them.
+        check: ``"full"`` (decode every label), ``"header"`` (headers only) or ``"images"`` (decode everything).
+        num_workers: reader threads.
+    """
+
+    split: str
+    fold: int = 0
+    num_folds: int = 5
+    seed: int = 0
+    expected_count: int | str | None = "auto"
+    check: str = "full"
+    num_workers: int = 0
+
+
+#: the arguments of :class:`ScanRequest` other than ``split``
+COMMON_ARGUMENTS = ("fold", "num_folds", "seed", "expected_count", "check", "num_workers")
 
 
 @dataclass(frozen=True)
@@ -89,7 +113,7 @@ class DatasetSpec:
     Args:
         name: registry key and ``prepare`` sub-command (``"kvasir"``).
         title: display name (``"Kvasir-SEG"``).
-        sections: the sections function (or ``"package.module:function"``), uniform signature above.
+        sections: the sections function (or ``"package.module:function"``): ``sections(root, request, **options)``.
         splits: the split names it accepts, the default first.
         lookalike: ``write_<name>_lookalike(root, **kwargs) -> folder to prepare`` (or its import string).
         lookalike_size: the look-alike keyword that ``--num-images N`` sets (None: fixed size); ``"patients"``
@@ -144,7 +168,8 @@ class DatasetSpec:
         unknown = sorted(set(kwargs) - set(COMMON_ARGUMENTS) - set(self.option_names))
         if unknown:
             raise ValueError(f"{self.name} takes no option {unknown}; its options: {list(self.option_names)}.")
-        return _resolve(self.sections)(root, split=split, **kwargs)
+        request = ScanRequest(split, **{k: kwargs.pop(k) for k in COMMON_ARGUMENTS if k in kwargs})
+        return _resolve(self.sections)(root, request, **kwargs)
 
     def write_lookalike(self, root: str | os.PathLike, num_images: int | None = None,
                         options: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:

@@ -43,7 +43,7 @@ from .checks import (
     write_synthetic_marker,
 )
 from .download import DownloadError
-from .registry import DatasetSections, prepare_dataset
+from .registry import DatasetSections, ScanRequest, prepare_dataset
 from .splits import holdout_split, natural_key
 
 __all__ = [
@@ -507,13 +507,8 @@ def download_synapse(root: str | os.PathLike) -> None:
 
 def synapse_sections(
     root: str | os.PathLike,
-    split: str = "transunet",
-    fold: int = 0,
-    num_folds: int = 5,
-    seed: int = 0,
-    expected_count: str | None = "auto",
-    check: str = "full",
-    num_workers: int = 0,
+    request: ScanRequest,
+    *,
     from_raw: bool = False,
     preprocessed_dir: str | os.PathLike | None = None,
     test_cases: Sequence[str] = SYNAPSE_TEST_CASES,
@@ -535,6 +530,8 @@ def synapse_sections(
             ``cache_dir``: the data folder) and list those instead of slices, for volumetric validation.
         expected_count, check, num_workers: as :func:`synapse_items` (``expected``).
     """
+    seed = request.seed  # one split, TransUNet's: no folds
+    expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     if from_raw:
         root = convert_btcv_to_synapse(root, preprocessed_dir or Path(root) / "Synapse", test_cases=test_cases)
     items = synapse_items(root, list_dir=list_dir, expected=expected_count, check=check, num_workers=num_workers)
