@@ -14,6 +14,7 @@ sliced along its last axis and each slice transposed (``spatial_dim=2, transpose
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -149,12 +150,22 @@ def volume_items(
     suffixes: Sequence[str] = VOLUME_SUFFIXES,
     recursive: bool = False,
     exclude: Sequence[str] = ("_gt", "_4d"),
+    skip_slices: bool = True,
+    check_dims: bool = True,
+    image_key: str = "image",
 ) -> list[dict[str, str]]:
     """``[{"image": path, "id": name}, ...]`` for the volume files of ``folder`` (sorted), skipping names that end
     with one of ``exclude`` before their suffix (ACDC's ``_gt`` labels and ``_4d`` cines).
 
+    Args:
+        skip_slices: skip SSL4MIS's 2-D slice files (``<volume>_slice_<k>.h5``), which public ACDC copies keep in the
+            same ``data/`` folder as the volumes.
+        check_dims: read each file's header (h5/npz: the ``image_key`` array; NIfTI: the image) and refuse one that
+            is not a 3-D volume, naming it.
+
     Raises:
         FileNotFoundError: no such folder, or no volume in it.
+        ValueError: a file holds no 3-D image (the message names the file and its shape).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -165,12 +176,40 @@ def volume_items(
         if not path.is_file() or not path.name.lower().endswith(wanted):
             continue
         stem, _ = split_volume_name(path)
-        if any(stem.endswith(e) for e in exclude):
+        if any(stem.endswith(e) for e in exclude) or (skip_slices and _SLICE_NAME.search(stem)):
             continue
+        if check_dims:
+            shape = _header_shape(path, image_key)
+            if shape is not None and len(shape) != 3 and not (len(shape) == 4 and shape[-1] == 1):
+                raise ValueError(
+                    f"{path} holds a {len(shape)}-D image of shape {tuple(shape)}: inference needs 3-D volumes "
+                    "(h5/npz (D, H, W), NIfTI (x, y, z)); 2-D slice files are training items."
+                )
         found.append({"image": str(path.resolve()), "id": stem})
     if not found:
         raise FileNotFoundError(f"no volume ({', '.join(wanted)}) in {folder}")
     return found
+
+
+_SLICE_NAME = re.compile(r"_slice_\d+$")
+
+
+def _header_shape(path: Path, key: str) -> tuple[int, ...] | None:
+    """The image's shape from the file header, without reading the pixels (None: unknown format or unreadable)."""
+    name = path.name.lower()
+    try:
+        if name.endswith((".h5", ".hdf5")):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                return tuple(f[key].shape) if key in f else None
+        if name.endswith((".nii", ".nii.gz")):
+            import nibabel as nib
+
+            return tuple(nib.load(str(path)).shape)
+    except Exception:  # unreadable: left to the loader, whose error names the file too
+        return None
+    return None
 
 
 def volume_format(items: Sequence[Mapping[str, Any]], key: str = "image") -> str:

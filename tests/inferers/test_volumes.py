@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -128,3 +129,22 @@ def test_volume_items_and_format(tmp_path):
     assert volume_format([{"image": "a/case0001.npy.h5"}]) == "h5"
     with pytest.raises(ValueError, match="must all be h5 or all NIfTI"):
         volume_format([{"image": "a.h5"}, {"image": "b.nii.gz"}])
+
+
+def test_volume_items_skip_slice_files_and_name_a_2d_file(tmp_path):
+    import h5py
+
+    from monai_imbalance.apps.lookalike import write_acdc_lookalike
+
+    data = write_acdc_lookalike(tmp_path / "ACDC", form="h5", patients=[99, 28, 11], h5_set="minimal") / "data"
+    items = volume_items(data)  # public copies keep the training slices beside the val/test volumes
+    assert [it["id"] for it in items] == ["patient011_frame01", "patient011_frame02", "patient028_frame01",
+                                          "patient028_frame02"]
+    odd = data / "patient099_extra.h5"  # a 2-D file not named like a slice
+    with h5py.File(odd, "w") as f:
+        f.create_dataset("image", data=np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"patient099_extra\.h5 holds a 2-D image of shape \(8, 8\)"):
+        volume_items(data)
+    odd.unlink()
+    with pytest.raises(ValueError, match="patient099_frame01_slice_1.h5 holds a 2-D image"):
+        volume_items(data, skip_slices=False)
