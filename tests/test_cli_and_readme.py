@@ -101,3 +101,17 @@ def test_synthetic_arrays_unchanged_by_cli_path(tmp_path):
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_readme_layout_matches_the_package_tree():
+    layout = README.split("## Layout", 1)[1].split("```", 2)[1]
+    package = ROOT / "monai_imbalance"
+    folders = sorted(p.name for p in package.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+    listed = sorted(re.findall(r"^  ([a-z_]+)/", layout, re.M))
+    assert listed == folders
+    for folder in folders:  # every module a line names exists
+        line = next(line for line in layout.splitlines() if line.startswith(f"  {folder}/"))
+        for name in re.findall(r"([a-z_]+\.py)", line):
+            assert (package / folder / name).is_file(), f"{folder}/{name}"
+    for module in re.findall(r"^  ([a-z_]+\.py) ", layout, re.M):
+        assert (package / module).is_file(), module
