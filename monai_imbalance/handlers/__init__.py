@@ -1,4 +1,6 @@
-"""Ignite handlers wrapping monai_imbalance metrics (``IgniteMetricHandler`` subclasses)."""
+"""Ignite handlers: the metrics of :mod:`monai_imbalance.metrics` for evaluators (``IgniteMetricHandler``
+subclasses: OII, per-image confusion metrics, volumetric metrics), and what the bundles' training needs beside
+MONAI's own (resumable checkpoints that keep the best model, the boundary-weight schedule, NaN stop, progress)."""
 
 from __future__ import annotations
 

@@ -179,6 +179,8 @@ class BestMetricState:
     """
 
     def __init__(self, saver: CheckpointSaver | None = None) -> None:
+        # MONAI's CheckpointSaver has load_state_dict but no getter, and its key_metric_save_state keeps the list in
+        # model.pt, which a resume from the trainer's checkpoint does not read: hence ignite's own state_dict here
         if saver is not None and getattr(saver, "_key_metric_checkpoint", None) is None:
             raise ValueError("saver must be a CheckpointSaver with save_key_metric=True (it tracks the best model).")
         self.saver = saver

@@ -1,4 +1,5 @@
-"""Output Imbalance Index (OII), DIBE paper Eqs. 13-15 (Yi, Zhong, Liu et al.; ``papers/dibe_output_imbalance.md``).
+"""Output Imbalance Index (OII), DIBE paper Eqs. 13-15 (Yi, Zhong, Liu, Wu, Deng, Wu, *Harmonizing Output
+Imbalance for semantic segmentation on extremely-imbalanced input data*).
 
 ``x = FP / FN``, ``k = 1 - (2 / pi) atan((FP + FN) / (5 TP))`` and
 
