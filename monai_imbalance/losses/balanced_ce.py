@@ -30,6 +30,7 @@ from monai.utils import LossReduction
 from monai_imbalance.losses.base import SegmentationLoss
 from monai_imbalance.losses.utils import (
     activate,
+    arguments_for,
     check_class_indices,
     check_input_shape,
     check_same_shape,
@@ -218,17 +219,11 @@ class BalancedCELoss(PixelWeightedCELoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        batch: bool = True,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, reduction: LossReduction | str = LossReduction.MEAN, batch: bool = True,
         weight: Sequence[float] | float | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.batch = batch
         weights = check_class_weights(weight)
         self.register_buffer("class_weight", None if weights is None else torch.as_tensor(weights).float())
@@ -321,17 +316,11 @@ class DilatedBalancedCELoss(PixelWeightedCELoss):
     sum_per_image = True
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        radius: float = 20.0,
-        spacing: float | Sequence[float] | None = None,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, radius: float = 20.0, spacing: float | Sequence[float] | None = None,
         reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.radius = check_radius(radius)
         self.spacing = spacing
 
@@ -386,19 +375,12 @@ class UncertaintyWeightedCELoss(PixelWeightedCELoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        sigma: float = 2.0,
-        class_weights: Sequence[float] | np.ndarray | torch.Tensor | None = None,
-        edge_mode: str = "inner",
-        spacing: float | Sequence[float] | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, sigma: float = 2.0,
+        class_weights: Sequence[float] | np.ndarray | torch.Tensor | None = None, edge_mode: str = "inner",
+        spacing: float | Sequence[float] | None = None, reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.sigma = check_sigma(sigma)
         if edge_mode not in ("inner", "thick"):
             raise ValueError(f"edge_mode must be 'inner' or 'thick', got {edge_mode!r}.")

@@ -31,7 +31,10 @@ from monai_imbalance.losses.utils import (
     reduce_loss,
 )
 
-__all__ = ["SegmentationLoss"]
+__all__ = ["SegmentationLoss", "INPUT_ARGUMENTS"]
+
+# MONAI's input arguments, in MONAI's order: the first five of every loss's signature
+INPUT_ARGUMENTS = ("include_background", "to_onehot_y", "sigmoid", "softmax", "other_act")
 
 
 class SegmentationLoss(_Loss):
@@ -57,13 +60,8 @@ class SegmentationLoss(_Loss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, reduction: LossReduction | str = LossReduction.MEAN,
     ) -> None:
         check_activation_args(sigmoid, softmax, other_act)
         super().__init__(reduction=check_reduction(reduction))
@@ -75,13 +73,7 @@ class SegmentationLoss(_Loss):
 
     def input_args(self) -> dict[str, Any]:
         """The five input arguments as keywords: to build the parts of a compound loss with the same ones."""
-        return {
-            "include_background": self.include_background,
-            "to_onehot_y": self.to_onehot_y,
-            "sigmoid": self.sigmoid,
-            "softmax": self.softmax,
-            "other_act": self.other_act,
-        }
+        return {name: getattr(self, name) for name in INPUT_ARGUMENTS}
 
     def activate(self, input: torch.Tensor) -> torch.Tensor:
         """Probabilities from ``input`` as the activation arguments say (MONAI's warning on one-channel softmax)."""

@@ -18,7 +18,7 @@ from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
 from monai_imbalance.losses.base import SegmentationLoss
-from monai_imbalance.losses.utils import check_input_shape, plain_tensor, spatial_dims
+from monai_imbalance.losses.utils import arguments_for, check_input_shape, plain_tensor, spatial_dims
 from monai_imbalance.transforms.utils import resolve_spacing
 from monai_imbalance.transforms.weights import batch_map, signed_distance
 
@@ -39,17 +39,11 @@ class DistanceMapLoss(SegmentationLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        spacing: float | Sequence[float] | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        batch: bool = False,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, spacing: float | Sequence[float] | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN, batch: bool = False,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.spacing = spacing
         self.batch = batch
 
@@ -176,18 +170,11 @@ class ModifiedBoundaryLoss(DistanceMapLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = False,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        spacing: float | Sequence[float] | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
+        self, include_background: bool = False, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, spacing: float | Sequence[float] | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_dr: float = 1e-5, batch: bool = False,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, spacing, reduction, batch)
+        super().__init__(**arguments_for(super().__init__, locals()))
         if not smooth_dr >= 0:
             raise ValueError(f"smooth_dr must be >= 0, got {smooth_dr}.")
         self.smooth_dr = float(smooth_dr)

@@ -25,6 +25,7 @@ from monai_imbalance.losses.one_vs_rest import (
     check_unit_interval,
 )
 from monai_imbalance.losses.tversky import FocalTverskyLoss, bounded_power, tversky_terms
+from monai_imbalance.losses.utils import arguments_for
 
 __all__ = ["ComboLoss", "ExpLogLoss", "HybridFocalLoss"]
 
@@ -59,25 +60,13 @@ class ComboLoss(PixelRegionLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        theta: float = 0.5,
-        lambda_: float = 0.75,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: Sequence[float] | float | int | torch.Tensor | None = None,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, theta: float = 0.5, lambda_: float = 0.75,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+        batch: bool = False, weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(
-            include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
-        )
-        self.theta = check_unit_interval("theta", theta)
-        self.lambda_ = check_unit_interval("lambda_", lambda_)
+        super().__init__(**arguments_for(super().__init__, locals()))
+        self.theta, self.lambda_ = check_unit_interval("theta", theta), check_unit_interval("lambda_", lambda_)
         self.pixel_term = FocalFamily(self.lambda_, 0.0)
 
     def region_loss(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
@@ -138,27 +127,14 @@ class ExpLogLoss(PixelRegionLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        theta: float = 0.5,
-        lambda_: float = 0.75,
-        gamma_ce: float = 1.0,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, theta: float = 0.5, lambda_: float = 0.75, gamma_ce: float = 1.0,
         gamma_dice: float = 1.0,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: Sequence[float] | float | int | torch.Tensor | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+        batch: bool = False, weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(
-            include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
-        )
-        self.theta = check_unit_interval("theta", theta)
-        self.lambda_ = check_unit_interval("lambda_", lambda_)
+        super().__init__(**arguments_for(super().__init__, locals()))
+        self.theta, self.lambda_ = check_unit_interval("theta", theta), check_unit_interval("lambda_", lambda_)
         self.gamma_ce = check_positive("gamma_ce", gamma_ce)
         self.gamma_dice = check_positive("gamma_dice", gamma_dice)
         self.pixel_term = ExpLogCE(self.lambda_, self.gamma_ce)
@@ -192,8 +168,7 @@ class HybridFocalLoss(PixelRegionLoss):
 
     Raises:
         ValueError: ``theta`` or ``lambda_`` outside ``[0, 1]``, ``gamma_focal``, ``alpha`` or ``beta`` negative,
-            ``gamma_ft <= 0``; and
-            :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
+            ``gamma_ft <= 0``; and :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
 
     Example:
         >>> import torch
@@ -210,34 +185,17 @@ class HybridFocalLoss(PixelRegionLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        theta: float = 0.5,
-        lambda_: float = 0.75,
-        gamma_focal: float = 2.0,
-        gamma_ft: float = 4.0 / 3.0,
-        alpha: float = 0.7,
-        beta: float | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: Sequence[float] | float | int | torch.Tensor | None = None,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, theta: float = 0.5, lambda_: float = 0.75, gamma_focal: float = 2.0,
+        gamma_ft: float = 4.0 / 3.0, alpha: float = 0.7, beta: float | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+        batch: bool = False, weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(
-            include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
-        )
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.theta = check_unit_interval("theta", theta)
         check_non_negative("gamma_focal", gamma_focal)
-        parts = {**self.input_args(), "reduction": reduction, "weight": weight}
-        self.focal = DIBEDisLoss(alpha=0.0, beta=0.0, gamma=gamma_focal, lambda_=lambda_, **parts)
-        self.focal_tversky = FocalTverskyLoss(
-            alpha=alpha, beta=beta, gamma=gamma_ft, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, **parts
-        )
+        self.focal = DIBEDisLoss(**arguments_for(DIBEDisLoss, locals(), alpha=0.0, beta=0.0, gamma=gamma_focal))
+        self.focal_tversky = FocalTverskyLoss(**arguments_for(FocalTverskyLoss, locals(), gamma=gamma_ft))
         self.pixel_term = self.focal.pixel_term
 
     def region_loss(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:

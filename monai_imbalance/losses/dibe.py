@@ -19,13 +19,12 @@ from monai_imbalance.losses.one_vs_rest import (
     FocalFamily,
     OneVsRestLoss,
     PixelRegionLoss,
-    RegionOnlyLoss,
     check_non_negative,
-    check_positive,
     check_unit_interval,
     resolve_alpha_beta,
 )
-from monai_imbalance.losses.tversky import bounded_power, tversky_terms
+from monai_imbalance.losses.tversky import TverskyIndexLoss, tversky_parameters
+from monai_imbalance.losses.utils import arguments_for
 
 __all__ = ["DIBEDisLoss", "DIBERegLoss", "DIBELoss"]
 
@@ -73,20 +72,12 @@ class DIBEDisLoss(OneVsRestLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        alpha: float = 0.7,
-        beta: float | None = None,
-        gamma: float = 2.0,
-        lambda_: float = 0.75,
-        reduction: LossReduction | str = LossReduction.MEAN,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, alpha: float = 0.7, beta: float | None = None,
+        gamma: float = 2.0, lambda_: float = 0.75, reduction: LossReduction | str = LossReduction.MEAN,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, weight=weight)
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.alpha, self.beta = resolve_alpha_beta(alpha, beta)
         self.gamma = check_non_negative("gamma", gamma)
         self.lambda_ = check_unit_interval("lambda_", lambda_)
@@ -109,7 +100,7 @@ class DIBEDisLoss(OneVsRestLoss):
         return total
 
 
-class DIBERegLoss(RegionOnlyLoss):
+class DIBERegLoss(TverskyIndexLoss):
     """Region-based DIBE loss (DIBE paper Eq. 18): ``(-log Tv)^(1 / gamma)`` per image and class, with the Tversky
     index ``Tv = (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)`` on soft counts (Eq. 7).
 
@@ -125,7 +116,8 @@ class DIBERegLoss(RegionOnlyLoss):
     (:func:`~monai_imbalance.losses.tversky.bounded_power`), so the value is exact above, a perfect prediction gives
     the minimum 0, and the slope in ``t`` stays below 464 (``gamma = 1.5``).
 
-    The other arguments as :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
+    A :class:`~monai_imbalance.losses.tversky.TverskyIndexLoss` with ``log_index = True``; the other arguments as
+    :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
 
     Args:
         alpha: weight of false positives, ``>= 0``.
@@ -146,32 +138,16 @@ class DIBERegLoss(RegionOnlyLoss):
         Yi et al., "Harmonizing Output Imbalance for semantic segmentation on extremely-imbalanced input data", Eq. 18.
     """
 
-    def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        alpha: float = 0.7,
-        beta: float | None = None,
-        gamma: float = 1.5,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: Sequence[float] | float | int | torch.Tensor | None = None,
-    ) -> None:
-        super().__init__(
-            include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
-        )
-        self.alpha, self.beta = resolve_alpha_beta(alpha, beta)
-        self.gamma = check_positive("gamma", gamma)
+    log_index = True
 
-    def region_loss(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
-        """``(-log Tv)^(1 / gamma)`` from soft counts (float64 in, float64 out)."""
-        num, _, gap = tversky_terms(tp, fp, fn, self.alpha, self.beta, self.smooth_nr, self.smooth_dr)
-        return bounded_power(torch.log1p(gap / num), 1.0 / self.gamma)
+    def __init__(
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, alpha: float = 0.7, beta: float | None = None, gamma: float = 1.5,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+        batch: bool = False, weight: Sequence[float] | float | int | torch.Tensor | None = None,
+    ) -> None:
+        super().__init__(**arguments_for(super().__init__, locals()))
+        self.alpha, self.beta, self.gamma = tversky_parameters(alpha, beta, gamma)
 
 
 class DIBELoss(PixelRegionLoss):
@@ -200,8 +176,7 @@ class DIBELoss(PixelRegionLoss):
 
     Raises:
         ValueError: ``theta`` or ``lambda_`` outside ``[0, 1]``, ``alpha``, ``beta`` or ``gamma_dis`` negative,
-            ``gamma_reg <= 0``; and
-            :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
+            ``gamma_reg <= 0``; and :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`'s argument errors.
 
     Example:
         >>> import torch
@@ -215,32 +190,17 @@ class DIBELoss(PixelRegionLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        theta: float = 0.5,
-        lambda_: float = 0.75,
-        gamma_dis: float = 2.0,
-        gamma_reg: float = 1.5,
-        alpha: float = 0.7,
-        beta: float | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: Sequence[float] | float | int | torch.Tensor | None = None,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, theta: float = 0.5, lambda_: float = 0.75, gamma_dis: float = 2.0,
+        gamma_reg: float = 1.5, alpha: float = 0.7, beta: float | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+        batch: bool = False, weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(
-            include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
-        )
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.theta = check_unit_interval("theta", theta)
         alpha, beta = resolve_alpha_beta(alpha, beta)
-        parts = {**self.input_args(), "alpha": alpha, "beta": beta, "reduction": reduction, "weight": weight}
-        self.dis = DIBEDisLoss(gamma=gamma_dis, lambda_=lambda_, **parts)
-        self.reg = DIBERegLoss(gamma=gamma_reg, smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=batch, **parts)
+        self.dis = DIBEDisLoss(**arguments_for(DIBEDisLoss, locals(), gamma=gamma_dis))
+        self.reg = DIBERegLoss(**arguments_for(DIBERegLoss, locals(), gamma=gamma_reg))
 
     @property
     def pixel_term(self) -> FocalFamily:  # type: ignore[override]

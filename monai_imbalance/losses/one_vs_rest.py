@@ -47,6 +47,7 @@ from monai_imbalance.losses._one_vs_rest_kernels import KernelTerm, fused_terms
 from monai_imbalance.losses.base import SegmentationLoss
 from monai_imbalance.losses.utils import (
     activate,
+    arguments_for,
     check_input_shape,
     check_same_shape,
     log_probabilities,
@@ -110,16 +111,9 @@ class OneVsRestTerms(NamedTuple):
 
 
 def reference_terms(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    term: PixelTerm | None,
-    sigmoid: bool = False,
-    softmax: bool = False,
-    other_act: Callable | None = None,
-    to_onehot_y: bool = False,
-    include_background: bool = True,
-    want_map: bool = False,
-    want_counts: bool = True,
+    input: torch.Tensor, target: torch.Tensor, term: PixelTerm | None,
+    sigmoid: bool = False, softmax: bool = False, other_act: Callable | None = None, to_onehot_y: bool = False,
+    include_background: bool = True, want_map: bool = False, want_counts: bool = True,
 ) -> OneVsRestTerms:
     """The definition with plain autograd ops: what the fused kernels compute (their test oracle), for any activation.
 
@@ -183,17 +177,9 @@ def _reference_pixel(log_p, log_1mp, y_hat, y, term: PixelTerm) -> torch.Tensor:
 
 
 def one_vs_rest_terms(
-    input: torch.Tensor,
-    target: torch.Tensor,
-    term: PixelTerm | None,
-    sigmoid: bool = False,
-    softmax: bool = False,
-    other_act: Callable | None = None,
-    to_onehot_y: bool = False,
-    include_background: bool = True,
-    want_map: bool = False,
-    want_counts: bool = True,
-    fused: bool = True,
+    input: torch.Tensor, target: torch.Tensor, term: PixelTerm | None,
+    sigmoid: bool = False, softmax: bool = False, other_act: Callable | None = None, to_onehot_y: bool = False,
+    include_background: bool = True, want_map: bool = False, want_counts: bool = True, fused: bool = True,
 ) -> OneVsRestTerms:
     """Pixel term and soft counts of ``input`` against ``target`` in MONAI's conventions.
 
@@ -215,9 +201,7 @@ def one_vs_rest_terms(
         )
         if parts is not None:
             return OneVsRestTerms(*parts)
-    return reference_terms(
-        input, target, term, sigmoid, softmax, other_act, to_onehot_y, include_background, want_map, want_counts
-    )
+    return reference_terms(**arguments_for(reference_terms, locals()))  # input, target: the plain tensors
 
 
 def _kernel_term(term: PixelTerm | None) -> KernelTerm | None:
@@ -289,19 +273,12 @@ class OneVsRestLoss(SegmentationLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
         other_act: Callable | None = None,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: Sequence[float] | float | int | torch.Tensor | None = None,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+        batch: bool = False, weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
+        super().__init__(**arguments_for(super().__init__, locals()))
         self.smooth_nr = float(smooth_nr)
         self.smooth_dr = float(smooth_dr)
         self.batch = batch

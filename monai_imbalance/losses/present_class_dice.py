@@ -18,6 +18,7 @@ from monai.networks import one_hot
 from monai.utils import LossReduction
 
 from monai_imbalance.losses.base import SegmentationLoss
+from monai_imbalance.losses.utils import arguments_for
 
 __all__ = ["PresentClassDiceLoss", "PresentClassDiceCELoss"]
 
@@ -50,28 +51,17 @@ class PresentClassDiceLoss(SegmentationLoss):
 
     Reference:
         S. M. Hosseini and M. Soleymani Baghshah, "Dilated Balanced Cross Entropy Loss for Medical Image
-        Segmentation" (preprint), Sec. 3.2.
+        Segmentation" (preprint), Sec. 3.2 (the Synapse experiments).
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        squared_pred: bool = False,
-        jaccard: bool = False,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, squared_pred: bool = False, jaccard: bool = False,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
         weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(include_background, to_onehot_y, sigmoid, softmax, other_act, reduction)
-        self.dice = DiceLoss(
-            **self.input_args(), squared_pred=squared_pred, jaccard=jaccard, reduction=LossReduction.NONE,
-            smooth_nr=smooth_nr, smooth_dr=smooth_dr, batch=False, weight=weight,
-        )
+        super().__init__(**arguments_for(super().__init__, locals()))
+        self.dice = DiceLoss(**arguments_for(DiceLoss, locals(), reduction=LossReduction.NONE, batch=False))
 
     def present(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` (channels as the Dice terms): 1 where the class has a pixel in the image's target."""
@@ -108,34 +98,14 @@ class PresentClassDiceCELoss(DiceCELoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        squared_pred: bool = False,
-        jaccard: bool = False,
-        reduction: str = "mean",
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: torch.Tensor | None = None,
-        lambda_dice: float = 1.0,
-        lambda_ce: float = 1.0,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, squared_pred: bool = False, jaccard: bool = False,
+        reduction: str = "mean", smooth_nr: float = 1e-5, smooth_dr: float = 1e-5, batch: bool = False,
+        weight: torch.Tensor | None = None, lambda_dice: float = 1.0, lambda_ce: float = 1.0,
         label_smoothing: float = 0.0,
     ) -> None:
         if batch:
             raise ValueError("PresentClassDiceCELoss counts Dice terms per image: batch=True is not supported.")
-        super().__init__(
-            include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid, softmax=softmax,
-            other_act=other_act, squared_pred=squared_pred, jaccard=jaccard, reduction=reduction, smooth_nr=smooth_nr,
-            smooth_dr=smooth_dr, batch=False, weight=weight, lambda_dice=lambda_dice, lambda_ce=lambda_ce,
-            label_smoothing=label_smoothing,
-        )
-        dice = self.dice  # MONAI's DiceLoss part, its weight already without the background where dropped
-        self.dice = PresentClassDiceLoss(
-            include_background=include_background, to_onehot_y=to_onehot_y, sigmoid=sigmoid, softmax=softmax,
-            other_act=other_act, squared_pred=squared_pred, jaccard=jaccard, reduction=reduction,
-            smooth_nr=smooth_nr, smooth_dr=smooth_dr, weight=dice.class_weight,
-        )
+        super().__init__(**arguments_for(super().__init__, locals()))
+        # MONAI's DiceLoss part has its weight already without the background where dropped: the new part keeps it
+        self.dice = PresentClassDiceLoss(**arguments_for(PresentClassDiceLoss, locals(), weight=self.dice.class_weight))

@@ -9,6 +9,9 @@ float64 (they are ``[B, C]`` tensors, so precision costs nothing):
   gives Dice, Eq. 5). The difference is formed directly, so ``1 - Tv`` and ``-log Tv`` stay accurate as
   ``Tv -> 1``.
 - :func:`bounded_power`: ``t^e`` whose slope stays finite at ``t = 0`` when ``e < 1`` (see there).
+- :class:`TverskyIndexLoss`: ``(1 - Tv)^(1 / gamma)`` or ``(-log Tv)^(1 / gamma)`` from those, with ``alpha``, ``beta``
+  and ``gamma`` checked by :func:`tversky_parameters`: the base of :class:`FocalTverskyLoss` and
+  :class:`~monai_imbalance.losses.dibe.DIBERegLoss`.
 """
 
 from __future__ import annotations
@@ -19,8 +22,16 @@ import torch
 from monai.utils import LossReduction
 
 from monai_imbalance.losses.one_vs_rest import RegionOnlyLoss, check_positive, resolve_alpha_beta
+from monai_imbalance.losses.utils import arguments_for
 
-__all__ = ["tversky_terms", "bounded_power", "FocalTverskyLoss", "POWER_FLOOR"]
+__all__ = [
+    "tversky_terms",
+    "tversky_parameters",
+    "bounded_power",
+    "TverskyIndexLoss",
+    "FocalTverskyLoss",
+    "POWER_FLOOR",
+]
 
 # below this, t^e with e < 1 is replaced by its secant through 0 (value exact above, slope bounded by floor^(e-1))
 POWER_FLOOR = 1e-8
@@ -45,6 +56,13 @@ def tversky_terms(
     return num, num + gap, gap
 
 
+def tversky_parameters(alpha: float, beta: float | None, gamma: float) -> tuple[float, float, float]:
+    """``(alpha, beta, gamma)`` of a loss ``f(Tv)^(1 / gamma)``, validated: ``alpha, beta >= 0`` with
+    ``beta = 1 - alpha`` when not given (:func:`~monai_imbalance.losses.one_vs_rest.resolve_alpha_beta`), ``gamma > 0``.
+    """
+    return (*resolve_alpha_beta(alpha, beta), check_positive("gamma", gamma))
+
+
 def bounded_power(t: torch.Tensor, exponent: float, floor: float = POWER_FLOOR) -> torch.Tensor:
     """``t^exponent`` for ``t >= 0`` with a finite slope at 0.
 
@@ -59,7 +77,29 @@ def bounded_power(t: torch.Tensor, exponent: float, floor: float = POWER_FLOOR) 
     return torch.where(t >= floor, powered, t * floor ** (exponent - 1.0))
 
 
-class FocalTverskyLoss(RegionOnlyLoss):
+class TverskyIndexLoss(RegionOnlyLoss):
+    """``f(Tv)^(1 / gamma)`` per image and class with ``f(Tv) = 1 - Tv``, or ``-log Tv`` where ``log_index`` is True:
+    the base of :class:`FocalTverskyLoss` and :class:`~monai_imbalance.losses.dibe.DIBERegLoss`. Not a loss by itself:
+    a subclass sets ``alpha``, ``beta`` and ``gamma`` (:func:`tversky_parameters`) and ``log_index``; the other
+    arguments as :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
+
+    ``Tv = (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)`` on soft counts (:func:`tversky_terms`, in
+    float64): ``1 - Tv`` and ``-log Tv = log1p(gap / num)`` are formed from ``alpha FP + beta FN`` directly, so both
+    stay accurate as ``Tv -> 1``, and the power is :func:`bounded_power` (a finite slope at a perfect prediction).
+    """
+
+    log_index: bool = False
+    alpha: float
+    beta: float
+    gamma: float
+
+    def region_loss(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+        """``f(Tv)^(1 / gamma)`` from soft counts (float64 in, float64 out)."""
+        num, den, gap = tversky_terms(tp, fp, fn, self.alpha, self.beta, self.smooth_nr, self.smooth_dr)
+        return bounded_power(torch.log1p(gap / num) if self.log_index else gap / den, 1.0 / self.gamma)
+
+
+class FocalTverskyLoss(TverskyIndexLoss):
     """Focal Tversky loss ``(1 - Tv)^(1 / gamma)`` per image and class (Abraham & Khan 2019; DIBE paper Eq. 8).
 
     ``Tv = (TP + smooth_nr) / (TP + alpha FP + beta FN + smooth_dr)`` with soft counts ``TP = sum p y``,
@@ -74,7 +114,8 @@ class FocalTverskyLoss(RegionOnlyLoss):
     replaced by its secant (:func:`bounded_power`), so a perfect prediction gives the minimum 0 with a finite
     gradient although ``d/dTv (1 - Tv)^0.75`` is infinite at ``Tv = 1``.
 
-    The other arguments as :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
+    A :class:`TverskyIndexLoss` (``log_index = False``); the other arguments as
+    :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss`.
 
     Args:
         alpha: weight of false positives, ``>= 0``.
@@ -87,9 +128,10 @@ class FocalTverskyLoss(RegionOnlyLoss):
 
     Example:
         >>> import torch
-        >>> p, y = torch.tensor([[[[0.9, 0.3, 0.2]]]]), torch.tensor([[[[1.0, 1.0, 0.0]]]])  # TP 1.2, FP 0.2, FN 0.8
-        >>> round(FocalTverskyLoss(smooth_nr=0, smooth_dr=0)(p, y).item(), 6)  # (1 - 1.2 / 1.58)^0.75
-        0.343435
+        >>> p = torch.tensor([[[[0.8, 0.6, 0.1, 0.3]]]])
+        >>> y = torch.tensor([[[[1.0, 1.0, 0.0, 0.0]]]])  # TP 1.4, FP 0.4, FN 0.6
+        >>> round(FocalTverskyLoss(smooth_nr=0, smooth_dr=0)(p, y).item(), 6)  # (1 - 1.4 / (1.4 + 0.28 + 0.18))^0.75
+        0.350698
 
     Reference:
         N. Abraham and N. M. Khan, "A novel focal Tversky loss function with improved attention U-Net for lesion
@@ -97,28 +139,10 @@ class FocalTverskyLoss(RegionOnlyLoss):
     """
 
     def __init__(
-        self,
-        include_background: bool = True,
-        to_onehot_y: bool = False,
-        sigmoid: bool = False,
-        softmax: bool = False,
-        other_act: Callable | None = None,
-        alpha: float = 0.7,
-        beta: float | None = None,
-        gamma: float = 4.0 / 3.0,
-        reduction: LossReduction | str = LossReduction.MEAN,
-        smooth_nr: float = 1e-5,
-        smooth_dr: float = 1e-5,
-        batch: bool = False,
-        weight: Sequence[float] | float | int | torch.Tensor | None = None,
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, alpha: float = 0.7, beta: float | None = None, gamma: float = 4.0 / 3.0,
+        reduction: LossReduction | str = LossReduction.MEAN, smooth_nr: float = 1e-5, smooth_dr: float = 1e-5,
+        batch: bool = False, weight: Sequence[float] | float | int | torch.Tensor | None = None,
     ) -> None:
-        super().__init__(
-            include_background, to_onehot_y, sigmoid, softmax, other_act, reduction, smooth_nr, smooth_dr, batch, weight
-        )
-        self.alpha, self.beta = resolve_alpha_beta(alpha, beta)
-        self.gamma = check_positive("gamma", gamma)
-
-    def region_loss(self, tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
-        """``(1 - Tv)^(1 / gamma)`` from soft counts (float64 in, float64 out)."""
-        _, den, gap = tversky_terms(tp, fp, fn, self.alpha, self.beta, self.smooth_nr, self.smooth_dr)
-        return bounded_power(gap / den, 1.0 / self.gamma)
+        super().__init__(**arguments_for(super().__init__, locals()))
+        self.alpha, self.beta, self.gamma = tversky_parameters(alpha, beta, gamma)

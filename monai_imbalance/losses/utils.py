@@ -9,8 +9,10 @@ package's NaN policy).
 
 from __future__ import annotations
 
+import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,7 @@ from monai.networks import one_hot
 from monai.utils import LossReduction, convert_to_tensor
 
 __all__ = [
+    "arguments_for",
     "plain_tensor",
     "check_activation_args",
     "check_reduction",
@@ -33,6 +36,22 @@ __all__ = [
     "reduce_loss",
     "spatial_dims",
 ]
+
+
+def arguments_for(function: Callable, values: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The entries of ``values`` (a constructor's ``locals()``), with ``overrides`` on top, that ``function`` takes by
+    name: a loss passes its explicit MONAI-order arguments on to its base or to its parts without listing them again,
+    as in ``super().__init__(**arguments_for(super().__init__, locals()))``.
+
+    Raises:
+        TypeError: an override that ``function`` does not take (a misspelt name would otherwise be dropped).
+    """
+    parameters = inspect.signature(function).parameters
+    unknown = sorted(set(overrides) - set(parameters))
+    if unknown:
+        raise TypeError(f"{getattr(function, '__qualname__', function)} takes no argument(s) {unknown}.")
+    values = {**values, **overrides}
+    return {name: values[name] for name in parameters if name in values}
 
 
 def plain_tensor(tensor: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ from monai.data import MetaTensor
 
 from monai_imbalance import losses
 from monai_imbalance.losses import SegmentationLoss
-from monai_imbalance.losses.present_class_dice import PresentClassDiceLoss
+from monai_imbalance.losses.base import INPUT_ARGUMENTS
+from monai_imbalance.losses.present_class_dice import PresentClassDiceCELoss, PresentClassDiceLoss
 
 INPUT_ARGS = ["include_background", "to_onehot_y", "sigmoid", "softmax", "other_act"]
 LOSSES = [
@@ -45,6 +46,37 @@ def test_signature_starts_with_monais_input_arguments(cls):
     loss = cls(include_background=False, to_onehot_y=True, softmax=True, reduction="sum")
     assert loss.input_args() == dict(zip(INPUT_ARGS, [False, True, False, True, None]))
     assert loss.reduction == "sum"
+
+
+@pytest.mark.parametrize("cls", [*LOSSES, PresentClassDiceCELoss], ids=[*ids, "PresentClassDiceCELoss"])
+def test_signature_shows_every_argument_with_its_default(cls):
+    params = inspect.signature(cls).parameters
+    assert list(params)[:5] == list(INPUT_ARGUMENTS) == INPUT_ARGS
+    assert all(p.default is not inspect.Parameter.empty for p in params.values())
+    assert all(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params.values())
+
+
+def test_compound_parts_get_the_losss_own_arguments():
+    # the parts are built from the compound's arguments picked by name (arguments_for): each part gets its own
+    kw = {"include_background": False, "to_onehot_y": True, "softmax": True, "reduction": "sum", "weight": [1.0, 2.0]}
+    region = {"smooth_nr": 0.1, "smooth_dr": 0.2, "batch": True}
+    dibe = losses.DIBELoss(alpha=0.4, gamma_dis=1.0, gamma_reg=2.0, lambda_=0.6, **kw, **region)
+    hybrid = losses.HybridFocalLoss(alpha=0.4, gamma_focal=1.0, gamma_ft=2.0, lambda_=0.6, **kw, **region)
+    for dis, reg in ((dibe.dis, dibe.reg), (hybrid.focal, hybrid.focal_tversky)):
+        for part in (dis, reg):
+            assert part.input_args() == dibe.input_args() and part.reduction == "sum"
+            torch.testing.assert_close(part.class_weight, torch.tensor([1.0, 2.0]))
+        assert (dis.gamma, dis.lambda_, dis.smooth_nr, dis.batch) == (1.0, 0.6, 1e-5, False)  # no region arguments
+        assert (reg.alpha, reg.beta, reg.gamma) == (0.4, pytest.approx(0.6), 2.0)
+        assert (reg.smooth_nr, reg.smooth_dr, reg.batch) == (0.1, 0.2, True)
+    assert (dibe.dis.alpha, dibe.dis.beta) == (0.4, pytest.approx(0.6))
+    assert (hybrid.focal.alpha, hybrid.focal.beta) == (0.0, 0.0)  # the focal part has no regulators
+    kw["weight"] = torch.tensor([1.0, 2.0])  # MONAI's DiceCELoss takes a tensor only
+    dice = PresentClassDiceCELoss(squared_pred=True, smooth_nr=0.1, lambda_ce=0.5, **kw).dice
+    assert type(dice) is PresentClassDiceLoss and dice.input_args() == dibe.input_args()
+    assert (dice.reduction, dice.dice.squared_pred, dice.dice.smooth_nr, dice.dice.batch) == ("sum", True, 0.1, False)
+    assert dice.dice.reduction == "none"
+    torch.testing.assert_close(dice.dice.class_weight, torch.tensor([2.0]))  # background dropped by MONAI's part
 
 
 @pytest.mark.parametrize("cls", LOSSES, ids=ids)

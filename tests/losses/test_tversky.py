@@ -8,8 +8,8 @@ import pytest
 import torch
 from monai.losses import TverskyLoss
 
-from monai_imbalance.losses import FocalTverskyLoss
-from monai_imbalance.losses.tversky import bounded_power, tversky_terms
+from monai_imbalance.losses import DIBERegLoss, FocalTverskyLoss
+from monai_imbalance.losses.tversky import TverskyIndexLoss, bounded_power, tversky_parameters, tversky_terms
 
 
 def test_defaults_and_reading():
@@ -18,6 +18,19 @@ def test_defaults_and_reading():
     assert FocalTverskyLoss(alpha=0.3).beta == pytest.approx(0.7)  # Abraham & Khan's own setting
     with pytest.raises(ValueError, match="gamma"):
         FocalTverskyLoss(gamma=0.0)
+
+
+def test_focal_tversky_and_dibe_reg_are_the_two_index_losses():
+    tp, fp, fn = (torch.tensor([[v]], dtype=torch.float64) for v in (1.2, 0.2, 0.8))
+    tv = 1.2 / (1.2 + 0.7 * 0.2 + 0.3 * 0.8)
+    for cls, log_index, term in ((FocalTverskyLoss, False, 1 - tv), (DIBERegLoss, True, -math.log(tv))):
+        loss = cls(smooth_nr=0, smooth_dr=0, gamma=2.0)
+        assert isinstance(loss, TverskyIndexLoss) and loss.log_index is log_index
+        assert loss.region_loss(tp, fp, fn).item() == pytest.approx(term**0.5, rel=1e-12)
+    assert tversky_parameters(0.4, None, 2) == (0.4, pytest.approx(0.6), 2.0)
+    for bad, match in (((-0.1, None, 1.0), "alpha"), ((0.5, -1.0, 1.0), "beta"), ((0.5, None, 0.0), "gamma")):
+        with pytest.raises(ValueError, match=match):
+            tversky_parameters(*bad)
 
 
 def test_hand_computed_4x4(case44):

@@ -5,6 +5,7 @@ import torch
 from monai.data import MetaTensor
 
 from monai_imbalance.losses.utils import (
+    arguments_for,
     check_activation_args,
     check_reduction,
     log1m_softmax,
@@ -23,6 +24,18 @@ def test_plain_tensor_drops_metadata_keeps_storage_and_autograd():
     torch.testing.assert_close(torch.as_tensor(x.grad), torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]))
     y = torch.ones(2)
     assert plain_tensor(y) is y  # plain tensors pass through
+
+
+def test_arguments_for_picks_what_the_function_takes():
+    def target(a, b=2, *, c=3):
+        return a, b, c
+
+    values = {"self": object(), "a": 1, "c": 5, "unrelated": 9}
+    assert arguments_for(target, values) == {"a": 1, "c": 5}
+    assert arguments_for(target, values, b=7) == {"a": 1, "b": 7, "c": 5}
+    assert values == {"self": values["self"], "a": 1, "c": 5, "unrelated": 9}  # not changed
+    with pytest.raises(TypeError, match=r"takes no argument\(s\) \['d'\]"):
+        arguments_for(target, values, d=1)
 
 
 def test_more_than_one_activation_raises_monai_message():
