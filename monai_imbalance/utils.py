@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "smallest_uint_dtype"]
+__all__ = ["to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "smallest_uint_dtype", "moved_names"]
 
 #: elements compared at a time when checking that a converted label kept its values (no full-size temporary)
 _COMPARE_CHUNK = 1 << 18
@@ -139,3 +139,19 @@ def ensure_int_sequence(value: int | Sequence[int], ndim: int, name: str, minimu
     if any(v < minimum for v in values):
         raise ValueError(f"{name} must be >= {minimum} on every axis, got {values}.")
     return values
+
+
+def moved_names(module: str, moved: dict[str, str]) -> Any:
+    """A module ``__getattr__`` for names that moved: ``moved = {name: new module}``; reading one warns
+    (``DeprecationWarning`` naming the new path) and returns the object of the new module."""
+    import importlib
+    import warnings
+
+    def __getattr__(name: str) -> Any:
+        if name not in moved:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        warnings.warn(f"{module}.{name} is deprecated and will be removed in the next release: use "
+                      f"{moved[name]}.{name}.", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(moved[name]), name)
+
+    return __getattr__

@@ -7,9 +7,7 @@ module. ``dir()`` does not list the moved names, so that scans of the ``monai*``
 
 from __future__ import annotations
 
-import importlib
-import warnings
-from typing import Any
+from monai_imbalance.utils import moved_names
 
 _MOVED = {
     "SaveMaskLikeInputd": "monai_imbalance.transforms",
@@ -18,10 +16,4 @@ _MOVED = {
 __all__ = list(_MOVED)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module = _MOVED[name]
-    warnings.warn(f"{__name__}.{name} is deprecated and will be removed in the next release: use "
-                  f"{module}.{name}.", DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), name)
+__getattr__ = moved_names(__name__, _MOVED)
