@@ -153,12 +153,11 @@ def _train_setup(
     rho: float, progress: bool,
 ) -> tuple[SetupResult, torch.nn.Module]:
     from monai.data import DataLoader, Dataset
-    from monai.engines import SupervisedTrainer
     from monai.transforms import Compose, RandFlipd, RandRotate90d
     from monai.utils import set_determinism
     from tqdm.auto import tqdm
 
-    from monai_imbalance.engines import SegmentationSetup
+    from monai_imbalance.engines import SegmentationSetup, SupervisedTrainerWithLossInputs
     from monai_imbalance.networks import BilinearUNet
 
     device = torch.device(s.device)
@@ -187,9 +186,10 @@ def _train_setup(
         kinds.extend(batch["label"].meta.get("crop_kind", []) if hasattr(batch["label"], "meta") else [])
         return batch["image"].to(device), batch["label"].to(device)
 
-    trainer = SupervisedTrainer(
+    trainer = SupervisedTrainerWithLossInputs(
         device=device, max_epochs=s.epochs, train_data_loader=loader, network=network, optimizer=optimizer,
-        loss_function=setup.loss_function, prepare_batch=prepare_batch, train_handlers=setup.train_handlers,
+        loss_function=setup.loss_function, loss_inputs=setup.loss_inputs, prepare_batch=prepare_batch,
+        train_handlers=setup.train_handlers,
         amp=device.type == "cuda",
     )
     result = SetupResult(name=name, crop=crop, loss=loss, metrics={}, counts={})
