@@ -223,9 +223,10 @@ def _plot_dice(runs: Sequence[BenchRun], class_names: Sequence[str], path: Path,
         ax.set_ylim(0, 100)
         ax.grid(axis="y", lw=0.3)
     axes[0].set_ylabel("Dice (%): mean, 95% CI, runs as dots")
-    axes[1].legend(fontsize=8, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(len(setups), 7), frameon=False)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -261,7 +262,8 @@ def _plot_overlays(slices_by_setup: Mapping[str, Mapping[str, Any]], path: Path,
                 ax.set_title(name, fontsize=8)
             if col == 0:
                 ax.set_ylabel(f"slice {k + 1} ({'largest' if row == 0 else 'smallest'})", fontsize=8)
-    fig.suptitle(title + f" — case {first['overlay_id']} (red RV, green MYO, blue LV)", fontsize=9)
+    fig.suptitle(title + f" — case {first['overlay_id']}, first run of each setup (red RV, green MYO, blue LV)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
