@@ -218,23 +218,39 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="monai_imbalance_demo", help="output folder (default: monai_imbalance_demo)")
     p.add_argument("--epochs", type=int, default=None, help="epochs per setup (default: 15)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data, initial weights and crops (default: 0)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                   help="run once per seed (into OUT/seed_S) and print the spread of Dice over the seeds")
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU threads (default: 2). Results repeat exactly for the same seed, thread count and machine; "
+                   "another thread count or CPU type sums in another order and gives other numbers")
     p.add_argument("--quick", action="store_true", help="a budget of seconds (tiny images, one epoch): a smoke run")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from monai_imbalance.apps.demo import DemoSettings, run_demo
+    from monai_imbalance.apps.demo import DemoSettings, check_device, run_demo, run_demo_seeds
 
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}.")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}.")
+    check_device(args.device)
     settings = DemoSettings.tiny() if args.quick else DemoSettings()
-    settings.device, settings.seed = args.device, args.seed
+    settings.device, settings.seed, settings.num_threads = args.device, args.seed, args.threads
     if args.epochs is not None:
-        if args.epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {args.epochs}.")
         settings.epochs = args.epochs
-    run_demo(args.out, settings, progress=not args.no_progress)
+    try:
+        if args.seeds:
+            run_demo_seeds(args.out, settings, args.seeds, progress=not args.no_progress)
+        else:
+            run_demo(args.out, settings, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\nmonai-imbalance demo: interrupted; the setups that had finished are not saved ({args.out} may "
+              "hold an earlier run's files).", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DemoSettings", "SetupResult", "run_demo", "pooled_metrics", "DEMO_SETUPS"]
+__all__ = ["DemoSettings", "SetupResult", "run_demo", "run_demo_seeds", "pooled_metrics", "check_device", "DEMO_SETUPS"]
 
 #: (name, crop, loss) of the demo's comparison: the MAC paper's RC and MAC, with CE or the DBCE paper's loss
 DEMO_SETUPS: tuple[tuple[str, str, str], ...] = (
@@ -62,6 +62,19 @@ class DemoSettings:
     mac_rho: float | None = None  # None: chosen from the data (see choose_rho)
     seed: int = 0
     device: str = "cpu"
+    # floating-point sums depend on how work is split over threads: a fixed count makes a seeded run repeat exactly
+    # on a given machine (None: torch's default, the machine's core count, which differs from machine to machine)
+    num_threads: int | None = 2
+
+    def __post_init__(self) -> None:
+        for name in ("num_train", "num_val", "image_size", "roi_size", "epochs", "num_samples", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.roi_size > self.image_size:
+            raise ValueError(f"roi_size {self.roi_size} is larger than image_size {self.image_size}.")
+        if self.num_threads is not None and (not isinstance(self.num_threads, int) or self.num_threads < 1):
+            raise ValueError(f"num_threads must be a positive integer or None, got {self.num_threads!r}.")
 
     @classmethod
     def tiny(cls, **kwargs: Any) -> DemoSettings:
@@ -121,6 +134,55 @@ def choose_rho(labels: Sequence[np.ndarray], roi_size: int, stride: int) -> tupl
     while rho > 0.05 + 1e-9 and np.mean(best >= rho) < 0.75:
         rho = round(rho - 0.05, 2)
     return rho, float(np.mean(best >= rho))
+
+
+def check_device(device: str) -> torch.device:
+    """``device`` as a ``torch.device`` the demo can train on (CPU, CUDA or Apple's MPS, and available here).
+
+    Raises:
+        ValueError: an unknown device name (``tpu``), or CUDA/MPS asked for where there is none.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda, cuda:N or mps.") from err
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for but CUDA is not available; use --device cpu.")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for but only {torch.cuda.device_count()} CUDA device(s) exist.")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {device!r} asked for but MPS is not available; use --device cpu.")
+    elif dev.type != "cpu":
+        raise ValueError(f"device {device!r} is not supported by the demo: use cpu, cuda, cuda:N or mps.")
+    return dev
+
+
+class _Repeatable:
+    """Thread count and deterministic algorithms for the run, restored afterwards (the demo is also called from
+    Python, where it should not change the caller's torch settings)."""
+
+    def __init__(self, num_threads: int | None, device: torch.device) -> None:
+        self.num_threads, self.device = num_threads, device
+
+    def __enter__(self) -> _Repeatable:
+        import os
+
+        self.saved = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+                      torch.is_deterministic_algorithms_warn_only_enabled())
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+        if self.device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs
+        # warn_only: an operation without a deterministic kernel on some device warns instead of stopping the demo
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        threads, enabled, warn_only = self.saved
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def _make_data(s: DemoSettings) -> tuple[list[dict], list[dict]]:
@@ -304,10 +366,12 @@ def run_demo(
     """Generate the data, train every setup of :data:`DEMO_SETUPS`, print the table, write
     ``results.json`` and ``demo.png`` in ``out_dir``, and return the results."""
     s = settings or DemoSettings()
-    if s.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {s.device!r} asked for but CUDA is not available; use --device cpu.")
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    out = Path(out_dir)
+    device = check_device(s.device)
+    with _Repeatable(s.num_threads, device):
+        return _run_demo(Path(out_dir), s, progress, echo)
+
+
+def _run_demo(out: Path, s: DemoSettings, progress: bool, echo: Callable[[str], None]) -> list[SetupResult]:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     train, val = _make_data(s)
@@ -323,7 +387,8 @@ def run_demo(
         f"foreground; crops {s.roi_size}x{s.roi_size}; MAC rho {rho}"
         + (f" (keeps {100 * kept:.0f}% of images croppable)" if kept is not None else "")
         + f", tau {s.mac_tau:g}, stride {s.mac_stride}; DBCE radius {s.dbce_radius:g} px; "
-        f"{s.epochs} epochs x {math.ceil(s.num_train * s.num_samples / s.batch_size)} steps per setup on {s.device}."
+        f"{s.epochs} epochs x {math.ceil(s.num_train * s.num_samples / s.batch_size)} steps per setup on {s.device}"
+        f" ({torch.get_num_threads()} threads, seed {s.seed})."
     )
     from monai_imbalance.networks import BilinearUNet
 
@@ -349,3 +414,48 @@ def run_demo(
     echo(f"\nTable in {out / 'results.json'}, figure in {out / 'demo.png'} "
          f"({time.perf_counter() - start:.0f} s in all). Data: SYNTHETIC.")
     return results
+
+
+def format_seed_summary(per_seed: dict[int, Sequence[SetupResult]]) -> str:
+    """Dice of every setup for each seed, and its mean, standard deviation and range over the seeds."""
+    seeds = sorted(per_seed)
+    names = [r.name for r in per_seed[seeds[0]]]
+    header = f"{'setup':<12}" + "".join(f"{'seed ' + str(k):>9}" for k in seeds) + f"{'mean':>8}{'sd':>6}{'range':>13}"
+    lines = [header, "-" * len(header)]
+    for i, name in enumerate(names):
+        dice = np.array([100 * per_seed[k][i].metrics["dice"] for k in seeds])
+        sd = dice.std(ddof=1) if len(dice) > 1 else 0.0
+        lines.append(f"{name:<12}" + "".join(f"{d:9.1f}" for d in dice)
+                     + f"{dice.mean():8.1f}{sd:6.1f}{f'{dice.min():.1f}-{dice.max():.1f}':>13}")
+    return "\n".join(lines)
+
+
+def run_demo_seeds(
+    out_dir: str | Path,
+    settings: DemoSettings | None,
+    seeds: Sequence[int],
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[int, list[SetupResult]]:
+    """:func:`run_demo` once per seed (data, initial weights and crops all follow the seed), into
+    ``out_dir/seed_<k>``; prints the Dice of each setup per seed with its spread and writes ``summary.json``."""
+    from dataclasses import replace
+
+    seeds = list(dict.fromkeys(int(k) for k in seeds))
+    if not seeds:
+        raise ValueError("seeds must name at least one seed.")
+    base = settings or DemoSettings()
+    out = Path(out_dir)
+    per_seed = {}
+    for k in seeds:
+        echo(f"--- seed {k} ---")
+        per_seed[k] = run_demo(out / f"seed_{k}", replace(base, seed=k), progress=progress, echo=echo)
+    echo("")
+    echo(f"Validation Dice (%) over {len(seeds)} seeds, SYNTHETIC data (each seed: its own data, initial weights and "
+         "crops):")
+    echo(format_seed_summary(per_seed))
+    (out / "summary.json").write_text(json.dumps({
+        "synthetic": True, "seeds": seeds, "settings": asdict(base),
+        "dice": {r.name: [per_seed[k][i].metrics["dice"] for k in seeds] for i, r in enumerate(per_seed[seeds[0]])},
+    }, indent=2) + "\n")
+    return per_seed

@@ -55,3 +55,78 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
 def test_demo_rejects_bad_settings(tmp_path, capsys):
     assert main(["demo", "--quick", "--epochs", "0", "--out", str(tmp_path)]) == 1
     assert "--epochs must be >= 1" in capsys.readouterr().err
+
+
+def _table(results):
+    return [(r.name, r.metrics, r.counts, r.curve) for r in results]
+
+
+def test_a_seeded_run_repeats_exactly_and_leaves_torch_settings_as_they_were(tmp_path):
+    import torch
+
+    from monai_imbalance.apps.demo import DemoSettings, run_demo
+
+    settings = DemoSettings.tiny(epochs=2, num_train=4, num_val=2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the caller's thread count must not change the result: the demo fixes its own
+    try:
+        first = run_demo(tmp_path / "a", settings, progress=False, echo=lambda line: None)
+        assert torch.get_num_threads() == 1 and not torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(before)
+    second = run_demo(tmp_path / "b", settings, progress=False, echo=lambda line: None)
+    assert _table(first) == _table(second)  # identical, not approximately equal
+    other = run_demo(tmp_path / "c", DemoSettings.tiny(epochs=2, num_train=4, num_val=2, seed=1), progress=False,
+                     echo=lambda line: None)
+    assert _table(other) != _table(first)  # the seed matters: the comparison above could fail
+
+
+def test_demo_over_seeds_prints_and_saves_the_spread(tmp_path, capsys):
+    assert main(["demo", "--quick", "--seeds", "0", "1", "--out", str(tmp_path), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and summary["synthetic"] is True
+    for k in (0, 1):
+        saved = json.loads((tmp_path / f"seed_{k}" / "results.json").read_text())
+        assert saved["settings"]["seed"] == k
+        for result in saved["results"]:
+            assert summary["dice"][result["name"]][k] == result["metrics"]["dice"]
+    rows = {line[:12].strip(): line[12:].split() for line in text.splitlines() if line[:3] in ("RC ", "MAC")}
+    dice = np.array(summary["dice"]["MAC + DBCE"]) * 100
+    assert [float(v) for v in rows["MAC + DBCE"][:3]] == pytest.approx([*dice, dice.mean()], abs=0.051)
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "unknown device 'tpu'"), ("cuda:7", "device 'cuda:7'"),
+                                             ("meta", "not supported by the demo")])
+def test_demo_rejects_a_device_it_cannot_use(tmp_path, capsys, device, message):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    assert main(["demo", "--quick", "--device", device, "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "results.json").exists()
+
+
+def test_ctrl_c_during_the_demo_ends_with_one_message_and_status_130(tmp_path, capsys, monkeypatch):
+    from monai_imbalance.apps import demo
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, "_evaluate", interrupted)  # the first end of an epoch, inside the ignite trainer
+    assert main(["demo", "--quick", "--no-progress", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_demo_settings_reject_impossible_budgets():
+    from monai_imbalance.apps.demo import DemoSettings
+
+    with pytest.raises(ValueError, match="roi_size 64 is larger than image_size 32"):
+        DemoSettings(image_size=32)
+    with pytest.raises(ValueError, match="num_threads must be a positive integer"):
+        DemoSettings(num_threads=0)
+    with pytest.raises(ValueError, match="epochs must be a positive integer"):
+        DemoSettings(epochs=0)
