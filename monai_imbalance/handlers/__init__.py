@@ -1,11 +1,20 @@
 """Ignite handlers: the metrics of :mod:`monai_imbalance.metrics` for evaluators (``IgniteMetricHandler``
 subclasses: OII, per-image confusion metrics, volumetric metrics), and what the bundles' training needs beside
-MONAI's own (resumable checkpoints that keep the best model, the boundary-weight schedule, NaN stop, progress)."""
+MONAI's own (crash-safe resumable checkpoints that keep the best model, the boundary-weight schedule, NaN stop,
+progress)."""
 
 from __future__ import annotations
 
 from .boundary_schedule import BoundaryWeightScheduler
-from .checkpoint import BestMetricState, ResumeFromCheckpoint, TrainerCheckpointSaver, latest_checkpoint
+from .checkpoint import (
+    AtomicCheckpointSaver,
+    BestMetricState,
+    ResumeFromCheckpoint,
+    TrainerCheckpointSaver,
+    atomic_save,
+    checkpoint_candidates,
+    latest_checkpoint,
+)
 from .confusion import PerImageConfusionMatrix
 from .oii import OutputImbalanceIndex
 from .progress import ProgressBar, ThroughputLogger

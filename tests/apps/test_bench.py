@@ -94,6 +94,20 @@ def test_table_rows_intervals_resume_and_failures(tmp_path):
     assert "1 (1 failed)" in format_table(summary3)
 
 
+@pytest.mark.parametrize("damage", [lambda text: text[: len(text) // 2], lambda text: "", lambda text: "[1, 2]"])
+def test_unreadable_result_counts_as_not_done(tmp_path, damage):
+    # a run killed while writing result.json (or a damaged file): that run is redone and the bench says so, by name
+    setups = parse_setups("RC,MAC")
+    run_bench(FakeRunner(), setups, 2, tmp_path, progress=False, echo=lambda _: None)
+    record = tmp_path / "MAC" / "fold1" / "result.json"
+    record.write_text(damage(record.read_text()))
+    again, said = FakeRunner(), []
+    runs, summary = run_bench(again, setups, 2, tmp_path, progress=False, echo=said.append)
+    assert again.calls == [("mac", 1)]
+    assert [r.status for r in runs] == ["skipped", "skipped", "skipped", "done"] and summary["MAC"]["folds"] == 2
+    assert any(str(record) in line and "unreadable" in line and "again" in line for line in said), said
+    assert json.loads(record.read_text())["status"] == "done"
+
 def test_summarise_ignores_failed_runs():
     runs = [BenchRun("A", 0, "done", {"m": 1.0}), BenchRun("A", 1, "failed"), BenchRun("A", 2, "skipped", {"m": 3.0})]
     summary = summarise_runs(runs)
