@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import os
 import subprocess
@@ -575,13 +576,16 @@ def bundle_alpha_evaluator(
         overrides = {"loss": name, "fold": str(fold), f"loss_params#{name}": json.dumps(params, sort_keys=True)}
         run_dir = out / f"alpha_{alpha:g}"
         record = run_dir / "result.json"
-        saved = json.loads(record.read_text()) if record.is_file() else {}
-        if saved.get("overrides") == overrides:  # trained earlier (by this search or the other one)
+        saved, problem = read_result(record)
+        if problem:  # a run killed while writing it: trained again
+            logging.getLogger(__name__).warning("tune: %s; training alpha %g again", problem, alpha)
+        saved = saved or {}
+        if saved.get("overrides") == overrides and isinstance(saved.get("metrics"), dict):  # trained earlier
             metrics = saved["metrics"]
         else:
             metrics = runner.run(run_dir, overrides)
             run_dir.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps({"overrides": overrides, "metrics": metrics}, indent=2) + "\n")
+            _write_atomic(record, json.dumps({"overrides": overrides, "metrics": metrics}, indent=2) + "\n")
         named = {"oii": "val_oii", "iou": "val_iou", "pa": "val_precision", "dice": "val_mean_dice"}
         missing = [key for key in ("val_oii", "val_iou") if key not in metrics]
         if missing:

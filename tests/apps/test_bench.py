@@ -211,3 +211,22 @@ def test_tune_one_real_bundle_run(kvasir):
     assert -1.0 <= metrics["oii"] <= 1.0 and 0.0 <= metrics["iou"] <= 1.0 and metrics["pa"] == metrics["val_precision"]
     saved = json.loads((base / "tune" / "alpha_0.3" / "result.json").read_text())
     assert json.loads(saved["overrides"]["loss_params#dibe_dis"])["beta"] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize("damage", ['{"overrides": {"loss": "dibe_dis"', "", "[1, 2]"])
+def test_tune_retrains_an_unreadable_result_and_says_so(tmp_path, caplog, damage):
+    import logging
+
+    from monai_imbalance.apps.bench import bundle_alpha_evaluator
+
+    runner = AlphaRunner()
+    evaluate = bundle_alpha_evaluator(runner, "dibe_dis", tmp_path)
+    first = evaluate(0.3)
+    record = tmp_path / "alpha_0.3" / "result.json"
+    assert evaluate(0.3) == first and runner.calls == [0.3]  # a readable result is reused
+    record.write_text(damage)  # a kill while it was written (before the write became atomic)
+    with caplog.at_level(logging.WARNING, logger="monai_imbalance.apps.bench"):
+        assert evaluate(0.3) == first
+    assert runner.calls == [0.3, 0.3]
+    assert str(record) in caplog.text and "unreadable" in caplog.text and "again" in caplog.text
+    assert json.loads(record.read_text())["metrics"]["val_oii"] == pytest.approx(0.6)  # rewritten whole
