@@ -6,6 +6,7 @@ that family's ``utils.py``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,10 @@ import numpy as np
 import torch
 from monai.utils import ensure_tuple_rep
 
-__all__ = ["to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "smallest_uint_dtype", "moved_names"]
+__all__ = [
+    "to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "whole_number_arg",
+    "non_integer_label_message", "smallest_uint_dtype", "moved_names",
+]
 
 #: elements compared at a time when checking that a converted label kept its values (no full-size temporary)
 _COMPARE_CHUNK = 1 << 18
@@ -60,6 +64,12 @@ def _all_equal(a: np.ndarray, b: np.ndarray) -> bool:
 def _non_integer_examples(arr: np.ndarray) -> list[float]:
     """Up to 5 distinct non-whole values of a float array (error path only: makes full-size temporaries)."""
     return np.unique(arr[arr != np.rint(arr)])[:5].tolist()
+
+
+def non_integer_label_message(name: str, examples: object) -> str:
+    """The one wording, for transforms and losses alike, of a label map with fractional values."""
+    return (f"{name} has non-integer values (e.g. {examples}); labels must hold class indices. "
+            "Interpolated labels need nearest-neighbour resampling; probability maps need thresholding.")
 
 
 def validate_label(
@@ -110,10 +120,7 @@ def validate_label(
         if converted is None or not _all_equal(converted, arr):
             examples = _non_integer_examples(arr)
             if examples:
-                raise ValueError(
-                    f"{name}{where} has non-integer values (e.g. {examples}); labels must hold class indices. "
-                    "Interpolated labels need nearest-neighbour resampling; probability maps need thresholding."
-                )
+                raise ValueError(non_integer_label_message(f"{name}{where}", examples))
         if converted is not None:
             arr = converted
     lo, hi = int(lo), int(hi)
@@ -127,18 +134,49 @@ def validate_label(
     return arr
 
 
-def ensure_int_sequence(value: int | Sequence[int], ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
-    """``monai.utils.ensure_tuple_rep(value, ndim)`` as ints, each ``>= minimum``; ``ValueError`` naming ``name``
-    otherwise (MONAI's message names neither the argument nor the axes)."""
+def whole_number_arg(value: Any, name: str, minimum: int = 1) -> int | tuple[int, ...]:
+    """A size argument (``roi_size``, ``stride``): an int, or one int per spatial axis, each ``>= minimum``; returned
+    as an ``int`` or a tuple of ints.
+
+    Whole-valued floats (``32.0``, as YAML arithmetic or ``size / 2`` give them), numpy scalars and 0-d arrays or
+    tensors are read as the int they hold, as ``monai.utils.ensure_tuple_rep`` then an ``int()`` would; anything
+    else raises a ``ValueError`` naming ``name`` and the value: a fractional or non-finite size (``32.5``: MONAI's
+    ``CenterSpatialCrop`` would silently crop 32), a string (``"32"``), a bool.
+    """
+
+    def one(v: Any) -> int:
+        if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == 0:
+            v = v.item()
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}.")
+        if isinstance(v, (float, np.floating)):
+            if not (math.isfinite(v) and float(v).is_integer()):
+                raise ValueError(f"{name} must be a whole number of pixels on every axis, got {value!r}.")
+        return int(v)
+
+    if isinstance(value, (str, bytes)) or value is None:
+        raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}.")
+    scalar = np.ndim(value) == 0
     try:
-        values = tuple(int(v) for v in ensure_tuple_rep(value, ndim))
+        values = (one(value),) if scalar else tuple(one(v) for v in value)
+    except TypeError:  # not iterable, or a tensor of more than one value
+        raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}.") from None
+    if any(v < minimum for v in values):
+        raise ValueError(f"{name} must be >= {minimum} on every axis, got {value!r}.")
+    return values[0] if scalar else values
+
+
+def ensure_int_sequence(value: int | Sequence[int], ndim: int, name: str, minimum: int = 1) -> tuple[int, ...]:
+    """``monai.utils.ensure_tuple_rep(value, ndim)`` as ints, each ``>= minimum`` (read by :func:`whole_number_arg`:
+    ``32.0`` is 32, ``32.5`` an error); ``ValueError`` naming ``name`` otherwise (MONAI's message names neither the
+    argument nor the axes)."""
+    checked = whole_number_arg(value, name, minimum)
+    try:
+        return tuple(ensure_tuple_rep(checked, ndim))
     except ValueError:
         raise ValueError(
             f"{name} must be an int or {ndim} values (one per spatial axis), got {tuple(value)}."
         ) from None
-    if any(v < minimum for v in values):
-        raise ValueError(f"{name} must be >= {minimum} on every axis, got {values}.")
-    return values
 
 
 def moved_names(module: str, moved: dict[str, str]) -> Any:

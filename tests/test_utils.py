@@ -95,3 +95,16 @@ def test_to_numpy_detaches_tensors_and_keeps_the_layout():
     assert to_numpy(meta).tolist() == [[0, 1, 2], [3, 4, 5]]
     fortran = np.asfortranarray(np.arange(6).reshape(2, 3))
     assert to_numpy(fortran) is fortran  # no contiguous copy (what monai.utils.convert_to_numpy would make)
+
+
+def test_ensure_int_sequence_reads_whole_floats_and_rejects_fractions():
+    from monai_imbalance.utils import ensure_int_sequence
+
+    assert ensure_int_sequence(32.0, 2, "roi_size") == (32, 32)
+    assert ensure_int_sequence((16, 8.0, 4), 3, "roi_size") == (16, 8, 4)
+    with pytest.raises(ValueError, match="roi_size must be a whole number of pixels on every axis, got 32.5"):
+        ensure_int_sequence(32.5, 2, "roi_size")  # int() used to truncate it to 32 silently
+    with pytest.raises(ValueError, match=r"roi_size must be an int or 2 values \(one per spatial axis\)"):
+        ensure_int_sequence((1, 2, 3), 2, "roi_size")
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        ensure_int_sequence(0, 2, "stride")

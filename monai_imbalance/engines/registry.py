@@ -192,15 +192,15 @@ def _ce(setup: SegmentationSetup, params: dict[str, Any]) -> tuple[Any, list[Any
 
 def _dice(ce: bool) -> Callable[[SegmentationSetup, dict[str, Any]], tuple[Any, list[Any]]]:
     def build(setup: SegmentationSetup, params: dict[str, Any]) -> tuple[Any, list[Any]]:
-        import monai.losses
-
+        from monai_imbalance.losses import monai_dice
         from monai_imbalance.losses import present_class_dice as present
 
         # present_classes_only: Dice terms of the classes present in each image only (DBCE paper, Synapse)
         if params.pop("present_classes_only", False):
             cls = present.PresentClassDiceCELoss if ce else present.PresentClassDiceLoss
         else:
-            cls = monai.losses.DiceCELoss if ce else monai.losses.DiceLoss
+            # MONAI's losses with the package's target checks (labels out of range or not whole, shapes)
+            cls = monai_dice.CheckedDiceCELoss if ce else monai_dice.CheckedDiceLoss
         return cls(**{**setup.activation_args(), **setup.foreground_args(), **params}), []
 
     return build
@@ -209,15 +209,15 @@ def _dice(ce: bool) -> Callable[[SegmentationSetup, dict[str, Any]], tuple[Any, 
 def _region_boundary(setup: SegmentationSetup, params: dict[str, Any]) -> tuple[Any, list[Any]]:
     """Kervadec's recipe: a region loss plus ``w`` times the boundary loss (``rebalance``: ``(1 - w)`` times the
     region loss), ``w`` raised every epoch by :class:`~monai_imbalance.handlers.BoundaryWeightScheduler`."""
-    import monai.losses
-
     from monai_imbalance.handlers.boundary_schedule import BoundaryWeightScheduler
     from monai_imbalance.losses import BoundaryLoss, RegionBoundaryLoss
+    from monai_imbalance.losses.monai_dice import CheckedDiceLoss, CheckedGeneralizedDiceLoss
 
     schedule = {k: params.pop(k) for k in ("initial_weight", "step", "max_weight") if k in params}
     region = params.pop("region", "dice")
     rebalance = bool(params.pop("rebalance", False))
-    region_cls = {"dice": monai.losses.DiceLoss, "generalized_dice": monai.losses.GeneralizedDiceLoss}
+    # MONAI's region losses with the package's target checks, run before the region loss reads the target
+    region_cls = {"dice": CheckedDiceLoss, "generalized_dice": CheckedGeneralizedDiceLoss}
     if region not in region_cls:
         raise ValueError(f"boundary: region must be one of {sorted(region_cls)}, got {region!r}.")
     act = setup.activation_args()
@@ -260,9 +260,10 @@ for _spec in (
              description="cross entropy (class weights 1)"),
     LossSpec("balanced_ce", "monai_imbalance.losses:BalancedCELoss",
              description="cross entropy with inverse class-frequency weights (the MAC paper's NCW/RCW)"),
-    LossSpec("dice", "monai.losses:DiceLoss", build=_dice(ce=False), foreground_only=True,
-             description="MONAI's Dice loss on the foreground classes"),
-    LossSpec("dice_ce", "monai.losses:DiceCELoss", build=_dice(ce=True), foreground_only=True,
+    LossSpec("dice", "monai_imbalance.losses.monai_dice:CheckedDiceLoss", build=_dice(ce=False),
+             foreground_only=True, description="MONAI's Dice loss on the foreground classes"),
+    LossSpec("dice_ce", "monai_imbalance.losses.monai_dice:CheckedDiceCELoss", build=_dice(ce=True),
+             foreground_only=True,
              description="MONAI's Dice (foreground) + cross entropy"),
     LossSpec("dbce", "monai_imbalance.losses:DilatedBalancedCELoss", defaults={"radius": 20.0},
              maps=(MapSpec.weight_map(_dilation_map),),

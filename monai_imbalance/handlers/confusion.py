@@ -14,13 +14,16 @@ only read them when the run completes.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import torch
 from ignite.metrics.metric import reinit__is_reduced
 from monai.handlers import ConfusionMatrix
 from monai.metrics import compute_confusion_matrix_metric
 
 from monai_imbalance.metrics.confusion import ConfusionCountsMetric
+from monai_imbalance.metrics.oii import nan_image_mask
 
 __all__ = ["PerImageConfusionMatrix"]
 
@@ -64,7 +67,13 @@ class PerImageConfusionMatrix(SharedCountsMixin, ConfusionMatrix):
     default here; False pools the counts of the whole set), and
 
         counts: a :class:`~monai_imbalance.metrics.ConfusionCountsMetric` shared with the other confusion-based
-            handlers of the engine (see the module docstring); None: this handler counts for itself.
+            handlers of the engine (see the module docstring); None: this handler counts for itself (in a
+            ``ConfusionCountsMetric`` of its own, whose counts are MONAI's for binarised inputs and keep NaN).
+
+    NaN predictions: the counts of an image whose prediction held NaN or inf are NaN, so its details are NaN, and
+    MONAI's reduction leaves it out (NaN when every image is, with shared ``counts``). Each validation with such
+    images logs a warning naming their number, also kept as ``self.nan_images``; of handlers sharing ``counts``, the
+    one that updates them warns.
 
     Raises:
         ValueError: ``include_background`` differs from that of ``counts``.
@@ -73,17 +82,28 @@ class PerImageConfusionMatrix(SharedCountsMixin, ConfusionMatrix):
     def __init__(self, *args: Any, compute_sample: bool = True, counts: ConfusionCountsMetric | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, compute_sample=compute_sample, **kwargs)
-        if counts is not None:
-            own = self.metric_fn
-            if own.include_background != counts.include_background:
-                raise ValueError(f"include_background={own.include_background} differs from that of the shared "
-                                 f"counts ({counts.include_background}).")
-            self.metric_fn = counts.confusion_matrix_metric(own.metric_name[0], compute_sample=own.compute_sample,
-                                                            reduction=own.reduction)
-            self.counts = counts
+        own = self.metric_fn
+        if counts is None:
+            # counting for itself, with the package's counts too: MONAI's get_confusion_matrix counts a NaN
+            # prediction as a false positive, so the NaN would be lost
+            counts = ConfusionCountsMetric(include_background=own.include_background)
+        elif own.include_background != counts.include_background:
+            raise ValueError(f"include_background={own.include_background} differs from that of the shared "
+                             f"counts ({counts.include_background}).")
+        self.metric_fn = counts.confusion_matrix_metric(own.metric_name[0], compute_sample=own.compute_sample,
+                                                        reduction=own.reduction)
+        self.counts = counts
+        self.nan_images = 0
 
     def compute(self) -> Any:
         result = super().compute()
+        buffer = self.metric_fn.get_buffer()  # [images, classes, 4]
+        self.nan_images = int(nan_image_mask(buffer).sum()) if isinstance(buffer, torch.Tensor) else 0
+        if self.nan_images and self._updates_counts():
+            logging.getLogger(__name__).warning(
+                f"{self._name}: {self.nan_images} of {buffer.shape[0]} images had NaN or infinite predictions; their "
+                "confusion counts are NaN and the reported value leaves them out."
+            )
         if self.save_details and self._engine is not None and self._name is not None:
             counts = self._engine.state.metric_details[self._name]  # [images, classes, 4]
             self._engine.state.metric_details[self._name] = compute_confusion_matrix_metric(

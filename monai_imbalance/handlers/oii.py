@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,11 @@ class OutputImbalanceIndex(SharedCountsMixin, IgniteMetricHandler):
 
     Reading: ``FP = FN = 0 -> 0``, ``FP = 0 < FN -> 1``, ``FN = 0 < FP -> -1``, ``TP = 0 -> k = 0``; the paper's
     Table 1 row 2:3:3 prints 0.334 where the formula gives 0.344.
+
+    NaN predictions (:mod:`monai_imbalance.metrics.oii`'s NaN policy): images whose prediction held NaN or inf have
+    a NaN OII in the details and are left out of the logged value (NaN when no image is left); each validation with
+    such images logs a warning naming their number, also kept as ``self.nan_images``. The NaN must reach the handler:
+    ``AsDiscrete`` turns a NaN into 0 (threshold) or a class (argmax) before it.
 
     Args:
         include_background: whether channel 0 is counted.
@@ -66,9 +72,17 @@ class OutputImbalanceIndex(SharedCountsMixin, IgniteMetricHandler):
             metric_fn = counts.oii_metric(reduction=reduction, per_image=per_image)
         super().__init__(metric_fn=metric_fn, output_transform=output_transform, save_details=save_details)
         self.counts = counts
+        self.nan_images = 0
 
     def compute(self) -> Any:
         result = super().compute()
+        self.nan_images = self.metric_fn.nan_images
+        if self.nan_images:
+            total = self.metric_fn.get_buffer().shape[0]
+            logging.getLogger(__name__).warning(
+                f"{self._name}: {self.nan_images} of {total} images had NaN or infinite predictions; their OII is NaN "
+                "and the reported OII leaves them out."
+            )
         if self.save_details:
             details = self._engine.state.metric_details  # the metric's buffer: per-image TP, FP, FN
             counts = details[self._name]

@@ -4,6 +4,7 @@
 Every loss subclasses :class:`SegmentationLoss` (:mod:`.base`), which holds those arguments; a family adds its own
 base: :class:`PixelWeightedCELoss` (a cross entropy weighted by a per-pixel map), :class:`DistanceMapLoss` (signed
 distance maps) and :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss` (the DIBE losses and their baselines).
+:mod:`.monai_dice` holds MONAI's Dice losses with the same target checks (what the bundles' Dice setups use).
 """
 
 from __future__ import annotations
@@ -14,4 +15,5 @@ from .boundary import BoundaryLoss, DistanceMapLoss, ModifiedBoundaryLoss, Regio
 from .compound import ComboLoss, ExpLogLoss, HybridFocalLoss
 from .deep_supervision import DeepSupervisionLoss
 from .dibe import DIBEDisLoss, DIBELoss, DIBERegLoss
+from .monai_dice import CheckedDiceCELoss, CheckedDiceLoss, CheckedGeneralizedDiceLoss
 from .tversky import FocalTverskyLoss

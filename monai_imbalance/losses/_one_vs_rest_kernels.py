@@ -543,9 +543,9 @@ def fused_terms(
         labels = _labels_for_softmax(target, n_pred_ch, to_onehot_y)
         if labels is None:
             return None
-        if tuple(labels.shape[2:]) != spatial:
+        if labels.shape[0] != bsz or tuple(labels.shape[2:]) != spatial:
             raise ValueError(
-                f"ground truth has different shape ({tuple(labels.shape)}) from input ({tuple(input.shape)})."
+                f"ground truth has different shape ({tuple(target.shape)}) from input ({tuple(input.shape)})."
             )
         first = 0 if include_background else 1
         labels = labels.reshape(bsz, 1, -1)

@@ -34,6 +34,7 @@ from monai_imbalance.losses.utils import (
     check_class_indices,
     check_input_shape,
     check_same_shape,
+    check_target_shape,
     drop_background,
     log_probabilities,
     plain_tensor,
@@ -121,24 +122,22 @@ class PixelWeightedCELoss(SegmentationLoss):
         index target, background included) and the class index of every pixel ``(B, 1, *spatial)``.
 
         The class index (what the weight maps are computed from) is the target itself for an index target, the
-        argmax of a one-hot target, and ``target > 0.5`` for a one-channel (binary) output.
+        argmax of a one-hot target, and the mask itself for a one-channel (binary) output. Index targets and binary
+        masks must hold whole class values (``0..C-1``, ``0..1`` for a mask): a ``ValueError`` names non-integer
+        values (a 0.5 would be read as class 0) or values out of range. One-hot targets ``(B, C, *spatial)``,
+        ``C > 1``, may be soft: the CE uses them as they are, the weights read their argmax.
         """
         check_input_shape(input)
         input, target = plain_tensor(input), plain_tensor(target)
         n_classes = input.shape[1]
-        if target.ndim != input.ndim:
-            raise ValueError(
-                f"target must have shape (B, 1, *spatial) or (B, C, *spatial) like input {tuple(input.shape)}, "
-                f"got {tuple(target.shape)}."
-            )
+        if not (self.to_onehot_y and n_classes > 1 and target.ndim > 1 and target.shape[1] != 1):
+            check_target_shape(input, target, self.to_onehot_y)  # else: the one-hot's message names the shape
         index_target = self.softmax and n_classes > 1 and self.to_onehot_y and target.shape[1] == 1
         if index_target and self.include_background:
-            if target.shape[0] != input.shape[0] or target.shape[2:] != input.shape[2:]:
-                raise ValueError(
-                    f"ground truth has different shape ({tuple(target.shape)}) from input ({tuple(input.shape)})."
-                )
             check_class_indices(target, n_classes)
             return input, None, target.long()
+        if n_classes == 1:  # a binary mask: its values are the class indices the weights are computed from
+            check_class_indices(target, 2, binary=True)
         onehot = target_to_onehot(target, n_classes, self.to_onehot_y)
         check_same_shape(input, onehot)
         if n_classes == 1:

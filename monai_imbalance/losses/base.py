@@ -44,8 +44,10 @@ class SegmentationLoss(_Loss):
         include_background: if False, channel 0 (the background) is dropped from input and target before the loss
             is computed; ignored, with MONAI's warning, for a one-channel input.
         to_onehot_y: ``target`` holds class indices ``(B, 1, *spatial)``; it is converted to one-hot with as many
-            channels as ``input`` (ignored, with MONAI's warning, for a one-channel input). Class values outside
-            ``[0, C)`` raise a ``ValueError`` naming them.
+            channels as ``input`` (ignored, with MONAI's warning, for a one-channel input). Class values that are
+            not whole numbers (e.g. 0.5, which would read as class 0; the transforms' message) or outside ``[0, C)``
+            raise a ``ValueError`` naming them (:func:`~monai_imbalance.losses.utils.check_class_indices`, one
+            device synchronisation per forward).
         sigmoid: apply a sigmoid to ``input`` (logits).
         softmax: apply a softmax over the channels to ``input`` (logits); ignored, with MONAI's warning, for one
             channel.

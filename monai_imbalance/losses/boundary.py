@@ -18,7 +18,13 @@ from monai.utils import LossReduction
 from torch.nn.modules.loss import _Loss
 
 from monai_imbalance.losses.base import SegmentationLoss
-from monai_imbalance.losses.utils import arguments_for, check_input_shape, plain_tensor, spatial_dims
+from monai_imbalance.losses.utils import (
+    arguments_for,
+    check_class_indices,
+    check_input_shape,
+    plain_tensor,
+    spatial_dims,
+)
 from monai_imbalance.transforms.utils import resolve_spacing
 from monai_imbalance.transforms.weights import batch_map, signed_distance
 
@@ -51,8 +57,11 @@ class DistanceMapLoss(SegmentationLoss):
         self, input: torch.Tensor, target: torch.Tensor, dist_map: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Probabilities, one-hot target and signed distance map, all ``(B, C', *spatial)`` with the background
-        dropped when asked. A one-channel output's channel is the foreground (never dropped, no warning)."""
+        dropped when asked. A one-channel output's channel is the foreground (never dropped, no warning); its target
+        is a binary mask, whose values must be 0 or 1 (the maps are computed from it)."""
         check_input_shape(input)
+        if input.shape[1] == 1 and target.ndim == input.ndim and target.shape[1] == 1:
+            check_class_indices(target, 2, binary=True)
         probs, onehot = self.prepare(input, target, include_background=self.include_background or input.shape[1] == 1)
         if dist_map is None:
             spacing = resolve_spacing(self.spacing, probs.ndim - 2)

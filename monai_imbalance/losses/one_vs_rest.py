@@ -251,8 +251,10 @@ class OneVsRestLoss(SegmentationLoss):
 
     ``forward(input, target)`` of every one-vs-rest loss takes ``input`` ``(B, C, H, W[, D])``, logits (with
     ``sigmoid``/``softmax``) or probabilities, and ``target``, one-hot ``(B, C, ...)`` or class indices ``(B, 1, ...)``
-    with ``to_onehot_y``, read as hard labels (``target > 0.5``); mismatched shapes (both named) and class indices
-    out of range raise a ``ValueError``. 2-D and 3-D alike.
+    with ``to_onehot_y``, read as hard labels (``target > 0.5``); mismatched shapes (both named), class indices that
+    are not whole numbers and class indices out of range raise a ``ValueError``. One-hot, multi-label and soft
+    targets (and the mask of a one-channel output) are documented as thresholded at 0.5 and are not rejected.
+    2-D and 3-D alike.
 
     Args:
         include_background, to_onehot_y, sigmoid, softmax, other_act: as

@@ -18,7 +18,7 @@ from monai.networks import one_hot
 from monai.utils import LossReduction
 
 from monai_imbalance.losses.base import SegmentationLoss
-from monai_imbalance.losses.utils import arguments_for
+from monai_imbalance.losses.utils import arguments_for, check_target
 
 __all__ = ["PresentClassDiceLoss", "PresentClassDiceCELoss"]
 
@@ -40,6 +40,10 @@ class PresentClassDiceLoss(SegmentationLoss):
     Args:
         reduction: ``"mean"`` (over the present pairs), ``"sum"`` (over the present pairs) or ``"none"``
             (``[B, C]`` per image and class, 0 for absent classes).
+
+    Raises:
+        ValueError: class indices (``to_onehot_y``) that are not whole numbers or out of range, a target whose
+            shape does not match the input's (both named; :func:`~monai_imbalance.losses.utils.check_target`).
 
     Example:
         >>> import torch
@@ -78,6 +82,7 @@ class PresentClassDiceLoss(SegmentationLoss):
             input: logits ``(B, C, H, W[, D])`` (or probabilities, as the activation arguments say).
             target: ``(B, 1, ...)`` class indices (``to_onehot_y``) or ``(B, C, ...)`` one-hot.
         """
+        check_target(input, target, self.to_onehot_y, getattr(self.dice, "ignore_index", None))
         terms = self.dice(input, target).reshape(input.shape[0], -1)
         present = self.present(input, target)
         kept = torch.where(present > 0, terms, torch.zeros_like(terms))  # absent terms may be 0/0 without smoothing
@@ -94,8 +99,12 @@ class PresentClassDiceCELoss(DiceCELoss):
     definition).
 
     Raises:
-        ValueError: ``batch=True``; ``monai.losses.DiceCELoss``'s errors.
+        ValueError: ``batch=True``; class indices that are not whole numbers or out of range, a target whose shape
+            does not match the input's (both named; :func:`~monai_imbalance.losses.utils.check_target`, run once
+            per forward by the Dice part, before the cross entropy reads the target); ``monai.losses.DiceCELoss``'s
+            errors.
     """
+
 
     def __init__(
         self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from monai.networks import one_hot
 from monai.utils import LossReduction, convert_to_tensor
 
+from monai_imbalance.utils import non_integer_label_message
+
 __all__ = [
     "arguments_for",
     "plain_tensor",
@@ -30,6 +32,8 @@ __all__ = [
     "log1m_softmax",
     "target_to_onehot",
     "check_class_indices",
+    "check_target",
+    "check_target_shape",
     "drop_background",
     "check_same_shape",
     "prepare_input_target",
@@ -155,20 +159,82 @@ def target_to_onehot(target: torch.Tensor, num_classes: int, to_onehot_y: bool) 
     return one_hot(target, num_classes=num_classes)
 
 
-def check_class_indices(target: torch.Tensor, num_classes: int) -> None:
-    """``target`` must be ``(B, 1, *spatial)`` class indices in ``[0, num_classes)``: a ``ValueError`` naming the
-    shape or the values otherwise (torch's own scatter error names nothing)."""
-    if target.shape[1] != 1:
+def check_class_indices(
+    target: torch.Tensor, num_classes: int, ignore_index: int | None = None, binary: bool = False
+) -> None:
+    """``target`` must be ``(B, 1, *spatial)`` class indices: whole numbers in ``[0, num_classes)``. A
+    ``ValueError`` names the shape or the values otherwise: the non-integer values with the message of the transforms
+    (:func:`monai_imbalance.utils.validate_label`; a float label such as 0.5 would otherwise be read as class 0),
+    the range (torch's own scatter error names nothing).
+
+    One device synchronisation: a single reduction to a boolean over the target (integer targets: its minimum and
+    maximum); the values are only looked at when the check fails.
+
+    Args:
+        target: the class-index map.
+        num_classes: number of classes (the input's channels; 2 for a one-channel binary output).
+        ignore_index: a value allowed besides the classes (MONAI's ``DiceLoss(ignore_index=...)``).
+        binary: the target is the mask of a one-channel (binary) output: the message says so.
+    """
+    if target.ndim < 2 or target.shape[1] != 1:
         raise ValueError(
             "to_onehot_y=True expects a target of shape (B, 1, *spatial) holding class indices, "
             f"got {tuple(target.shape)}."
         )
-    lo, hi = (v.item() for v in torch.aminmax(target.detach()))
+    if target.numel() == 0 or target.dtype == torch.bool:
+        return
+    target = target.detach()
+    if target.is_floating_point() or target.is_complex():
+        valid = (target >= 0) & (target < num_classes) & (target == torch.trunc(target))
+        if ignore_index is not None:
+            valid |= target == ignore_index
+        if bool(valid.all()):
+            return
+        _raise_non_integer(target, "target")
+    values = target if ignore_index is None else target[target != ignore_index]
+    if values.numel() == 0:
+        return
+    lo, hi = torch.stack(torch.aminmax(values)).tolist()
     if lo < 0 or hi >= num_classes:
+        has = "the one-channel (binary) output" if binary else f"the input has {num_classes} channels"
         raise ValueError(
-            f"target has class values in [{lo:g}, {hi:g}] but the input has {num_classes} channels "
-            f"(valid values 0..{num_classes - 1})."
+            f"target has class values in [{lo:g}, {hi:g}] but {has} (valid values 0..{num_classes - 1})."
         )
+
+
+def _raise_non_integer(target: torch.Tensor, name: str) -> None:
+    """The error of a float class-index map that failed :func:`check_class_indices`, with the wording of
+    :func:`monai_imbalance.utils.validate_label` (error path only: full-size temporaries are fine here)."""
+    if not bool(torch.isfinite(target).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; labels must be class indices.")
+    fractional = target[target != torch.trunc(target)]
+    if fractional.numel():
+        examples = torch.unique(fractional)[:5].tolist()
+        raise ValueError(non_integer_label_message(name, examples))
+
+
+def check_target_shape(input: torch.Tensor, target: torch.Tensor, to_onehot_y: bool) -> None:
+    """``target`` must be ``(B, 1, *spatial)`` (class indices: ``to_onehot_y`` with more than one channel) or
+    ``(B, C, *spatial)`` of ``input``: a ``ValueError`` naming both shapes otherwise, checked before the one-hot and
+    the background drop so that the message names the shapes the caller gave (a batch mismatch would otherwise
+    broadcast, or fail inside torch)."""
+    channels = 1 if to_onehot_y and input.shape[1] > 1 else input.shape[1]
+    if target.ndim != input.ndim or target.shape[0] != input.shape[0] or target.shape[1] != channels or (
+        target.shape[2:] != input.shape[2:]
+    ):
+        raise ValueError(f"ground truth has different shape ({tuple(target.shape)}) from input ({tuple(input.shape)}).")
+
+
+def check_target(
+    input: torch.Tensor, target: torch.Tensor, to_onehot_y: bool, ignore_index: int | None = None
+) -> None:
+    """The target checks of every package loss, for a loss whose computation is MONAI's (``DiceLoss``,
+    ``DiceCELoss``, ``GeneralizedDiceLoss``): class indices (``to_onehot_y`` with more than one channel) as
+    :func:`check_class_indices`, and the shape as :func:`check_target_shape`. One-hot and soft targets are not
+    looked at beyond their shape."""
+    if to_onehot_y and input.shape[1] > 1:
+        check_class_indices(target, input.shape[1], ignore_index)
+    check_target_shape(input, target, to_onehot_y)
 
 
 def drop_background(
@@ -200,6 +266,8 @@ def prepare_input_target(
     """Probabilities and one-hot target of the same shape, background dropped when asked: MONAI's steps."""
     check_input_shape(input)
     n_pred_ch = input.shape[1]
+    if not (to_onehot_y and n_pred_ch > 1 and target.ndim > 1 and target.shape[1] != 1):  # else: the one-hot's message
+        check_target_shape(input, target, to_onehot_y)
     probs = activate(input, sigmoid, softmax, other_act)
     target = target_to_onehot(target, n_pred_ch, to_onehot_y)
     probs, target = drop_background(probs, target, include_background)

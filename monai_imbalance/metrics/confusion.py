@@ -9,6 +9,11 @@ that buffer, so their ``aggregate`` is the library's own code on the shared coun
 :class:`~monai_imbalance.handlers.PerImageConfusionMatrix` and :class:`~monai_imbalance.handlers.OutputImbalanceIndex`
 take one through ``counts=``.
 
+NaN predictions (the OII module's NaN policy): the counts of an image whose prediction holds NaN or inf are NaN
+(``TN`` too), so they stay visible in the buffer and in the saved details; :meth:`ConfusionCountsMetric.nan_images`
+counts those images. MONAI's ``ConfusionMatrixMetric`` leaves NaN values out of its reduction; reading these counts,
+it gives NaN (not 0) when every image is NaN.
+
 Example:
     >>> import torch
     >>> counts = ConfusionCountsMetric()
@@ -29,7 +34,7 @@ import torch
 from monai.metrics import ConfusionMatrixMetric, CumulativeIterationMetric
 from monai.utils import MetricReduction
 
-from .oii import OutputImbalanceIndexMetric, compute_oii_counts
+from .oii import OutputImbalanceIndexMetric, compute_oii_counts, nan_image_mask
 
 __all__ = ["CONFUSION_FIELDS", "compute_confusion_counts", "ConfusionCountsMetric"]
 
@@ -49,6 +54,9 @@ def compute_confusion_counts(y_pred: torch.Tensor, y: torch.Tensor, include_back
         y_pred: binarised one-hot prediction ``(B, C, *spatial)``.
         y: one-hot ground truth of the same shape.
         include_background: whether channel 0 is counted.
+
+    Returns:
+        the counts; NaN (all four, all classes) for an image whose ``y_pred`` holds NaN or inf.
 
     Raises:
         ValueError: different shapes, or fewer than three dimensions.
@@ -89,7 +97,16 @@ class _ReadsSharedCounts:
 
 
 class _SharedConfusionMatrixMetric(_ReadsSharedCounts, ConfusionMatrixMetric):
-    """MONAI's ``ConfusionMatrixMetric`` on the float32 counts it computes itself (``get_confusion_matrix``)."""
+    """MONAI's ``ConfusionMatrixMetric`` on the float32 counts it computes itself (``get_confusion_matrix``);
+    NaN instead of MONAI's 0 when every image's counts are NaN (no value left to reduce)."""
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> Any:
+        results = super().aggregate(*args, **kwargs)
+        data = self.counts.get_buffer()
+        if isinstance(data, torch.Tensor) and data.shape[0] > 0 and bool(nan_image_mask(data).all()):
+            results = [torch.full_like(r, float("nan")) if isinstance(r, torch.Tensor) and r.is_floating_point()
+                       else r for r in results]
+        return results
 
 
 class _SharedOutputImbalanceIndexMetric(_ReadsSharedCounts, OutputImbalanceIndexMetric):
@@ -123,11 +140,16 @@ class ConfusionCountsMetric(CumulativeIterationMetric):
         return compute_confusion_counts(y_pred, y, self.include_background)
 
     def aggregate(self) -> torch.Tensor:  # type: ignore[override]
-        """The counts of all images so far, ``[N, C, 4]``."""
+        """The counts of all images so far, ``[N, C, 4]`` (NaN rows for images whose prediction held NaN or inf)."""
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor):
             raise ValueError("the data to aggregate must be PyTorch Tensor.")
         return data
+
+    def nan_images(self) -> int:
+        """The number of images so far whose prediction held NaN or inf (their counts are NaN)."""
+        data = self.get_buffer()
+        return int(nan_image_mask(data).sum()) if isinstance(data, torch.Tensor) and data.numel() else 0
 
     def confusion_matrix_metric(
         self,

@@ -14,6 +14,14 @@ set. The paper's Table 1 is reproduced to 1e-3 except its row 2:3:3, printed 0.3
 typo in the table). Cases the paper leaves open: ``FP = FN = 0 -> 0``; ``FP = 0 < FN -> 1``; ``FN = 0 < FP -> -1``;
 ``TP = 0 -> k = 0`` (so ``OII = 1`` when ``FP <= FN``, ``-1`` otherwise; the paper itself sets ``OII = 1`` when
 ``IoU = 0`` during training).
+
+NaN policy: an image whose prediction holds a NaN or an infinite value has NaN counts, so its OII is NaN, never a
+number (0 would read as "perfectly balanced"). :class:`OutputImbalanceIndexMetric` leaves such images out of the
+aggregate, as MONAI's ``do_metric_reduction`` leaves out NaN values (``not_nans``), counts them
+(:attr:`OutputImbalanceIndexMetric.nan_images`; the handler logs a warning with the count), and gives NaN when no
+image is left. The NaN must reach the metric: thresholding (``AsDiscrete(threshold=0.5)``) turns a NaN probability
+into 0 and ``argmax`` into a class, so a NaN network output is only seen here if the discretisation keeps it (for
+example ``torch.where(torch.isfinite(prob).all(1, keepdim=True), discrete, float("nan"))`` on each image).
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from monai.metrics import CumulativeIterationMetric
 from monai.metrics.utils import do_metric_reduction, ignore_background
 from monai.utils import MetricReduction
 
-__all__ = ["compute_oii", "compute_oii_counts", "OutputImbalanceIndexMetric", "OIIResult"]
+__all__ = ["compute_oii", "compute_oii_counts", "OutputImbalanceIndexMetric", "OIIResult", "nan_image_mask"]
 
 
 def _oii_torch(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
@@ -89,11 +97,16 @@ def compute_oii_counts(y_pred: torch.Tensor, y: torch.Tensor, include_background
         y: one-hot ground truth of the same shape.
         include_background: whether channel 0 is counted.
 
+    Returns:
+        the counts; NaN (all classes) for an image whose ``y_pred`` holds a NaN or an infinite value in any channel.
+
     Raises:
         ValueError: different shapes, or fewer than three dimensions.
     """
     if y_pred.ndim < 3:
         raise ValueError(f"y_pred should have at least 3 dimensions (batch, channel, spatial), got {y_pred.ndim}.")
+    # every channel, the background included: a NaN anywhere in an image's prediction makes all its counts unknown
+    finite = torch.isfinite(y_pred).flatten(1).all(1) if y_pred.is_floating_point() else None
     if not include_background:
         y_pred, y = ignore_background(y_pred=y_pred, y=y)
     if y.shape != y_pred.shape:
@@ -103,7 +116,24 @@ def compute_oii_counts(y_pred: torch.Tensor, y: torch.Tensor, include_background
     tp = (y_pred * y).sum(axes)
     fp = y_pred.sum(axes) - tp
     fn = y.sum(axes) - tp
-    return torch.stack([tp, fp, fn], -1)
+    counts = torch.stack([tp, fp, fn], -1)
+    if finite is not None:  # no host synchronisation: a select on the device
+        counts = torch.where(finite[:, None, None], counts, torch.full_like(counts, float("nan")))
+    return counts
+
+
+def nan_image_mask(counts: torch.Tensor) -> torch.Tensor:
+    """``[N]`` booleans: the images whose counts ``[N, C, K]`` are NaN (their prediction held NaN or inf)."""
+    return torch.isnan(counts).flatten(1).any(1)
+
+
+def reduce_or_nan(values: torch.Tensor, reduction: MetricReduction | str) -> torch.Tensor:
+    """MONAI's ``do_metric_reduction`` of ``values`` (NaN values left out), but NaN where no value was left, where
+    MONAI gives 0."""
+    value, not_nans = do_metric_reduction(values.clone(), reduction)
+    if isinstance(value, torch.Tensor) and value.is_floating_point():  # ("mean": value [1], not_nans [])
+        value = torch.where(not_nans > 0, value, torch.full_like(value, float("nan")))
+    return value
 
 
 class OIIResult(NamedTuple):
@@ -130,12 +160,21 @@ class OutputImbalanceIndexMetric(CumulativeIterationMetric):
     leaves out images where a class has no TP, FP or FN at all (NaN, skipped by the reduction); the default counts them
     as balanced (0), as the reading says.
 
+    NaN predictions (the module's NaN policy): an image whose ``y_pred`` holds NaN or inf has NaN counts and a NaN
+    per-image OII. :meth:`aggregate` leaves these images out (micro: of the summed counts; per image: of the
+    reduction, as MONAI's ``not_nans``), sets :attr:`nan_images` to their number, and returns NaN, never 0, when no
+    value is left (every image NaN, or every image empty with ``ignore_empty``).
+
     Args:
         include_background: whether channel 0 is counted.
         reduction: MONAI metric reduction of the OII values (see above).
         per_image: OII per image and class instead of from the counts accumulated over the set.
         get_counts: :meth:`aggregate` also returns the TP, FP and FN it used (an :class:`OIIResult`).
         ignore_empty: per image, NaN where a class has no TP, FP or FN.
+
+    Attributes:
+        nan_images: the number of images whose prediction held NaN or inf, as of the last :meth:`aggregate` (0
+            before it).
 
     Example:
         >>> metric = OutputImbalanceIndexMetric(include_background=False, get_counts=True)
@@ -161,6 +200,7 @@ class OutputImbalanceIndexMetric(CumulativeIterationMetric):
         self.per_image = per_image
         self.get_counts = get_counts
         self.ignore_empty = ignore_empty
+        self.nan_images = 0
 
     def _compute_tensor(self, y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Counts ``[B, C, 3]`` of one batch (binarised one-hot ``y_pred`` and ``y``, batch first)."""
@@ -177,18 +217,26 @@ class OutputImbalanceIndexMetric(CumulativeIterationMetric):
 
         Returns:
             the reduced OII, or with ``get_counts`` an :class:`OIIResult` ``(oii, tp, fp, fn)`` whose counts are
-            ``[C]`` (summed over the set) or ``[N, C]`` (per image).
+            ``[C]`` (summed over the images without NaN) or ``[N, C]`` (per image, NaN rows included). Images whose
+            prediction held NaN or inf are left out and counted in :attr:`nan_images`; NaN where nothing is left.
         """
         data = self.get_buffer()
         if not isinstance(data, torch.Tensor):
             raise ValueError("the data to aggregate must be PyTorch Tensor.")
         per_image = self.per_image if per_image is None else per_image
-        counts = data if per_image else data.sum(0, keepdim=True)
+        invalid = nan_image_mask(data)
+        self.nan_images = int(invalid.sum())
+        if per_image:
+            counts = data
+        elif self.nan_images < data.shape[0]:
+            counts = data[~invalid].sum(0, keepdim=True)
+        else:  # no image left: NaN, not the OII of zero counts (0, "balanced")
+            counts = torch.full_like(data[:1], float("nan"))
         tp, fp, fn = counts.unbind(-1)
         oii = compute_oii(tp, fp, fn)
         if per_image and self.ignore_empty:
             oii = torch.where((tp + fp + fn) > 0, oii, torch.full_like(oii, float("nan")))
-        value, _ = do_metric_reduction(oii, reduction or self.reduction)
+        value = reduce_or_nan(oii, reduction or self.reduction)
         if not self.get_counts:
             return value
         if not per_image:

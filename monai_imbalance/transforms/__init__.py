@@ -70,6 +70,7 @@ from .io import (
     read_array,
     split_volume_name,
 )
+from .post import AsDiscreteKeepNaN, AsDiscreteKeepNaND, AsDiscreteKeepNaNd, AsDiscreteKeepNaNDict
 from .writers import (
     SaveLabelVolumeLikeInputD,
     SaveLabelVolumeLikeInputd,

@@ -44,7 +44,12 @@ from monai.transforms.transform import MapTransform, Randomizable, Transform
 from monai.utils import PytorchPadMode, TraceKeys, convert_to_tensor, deprecated, deprecated_arg
 
 from monai_imbalance import __version__
-from monai_imbalance.transforms.utils import _window_counts, euclidean_distance, exact_distance_boxes
+from monai_imbalance.transforms.utils import (
+    _window_counts,
+    euclidean_distance,
+    exact_distance_boxes,
+    whole_number_arg,
+)
 from monai_imbalance.utils import ensure_int_sequence, to_numpy, validate_label
 
 __all__ = [
@@ -151,13 +156,11 @@ def _check_spatial_ndim(value: int | Sequence[int], name: str) -> int | None:
     return n
 
 
-def _check_int_arg(value: int | Sequence[int], name: str, minimum: int = 1) -> None:
-    """Early check of an int or per-axis argument (the axis count is only known from the data)."""
-    values = (value,) if isinstance(value, (int, np.integer)) else tuple(value)
-    if not all(isinstance(v, (int, np.integer)) for v in values):
-        raise ValueError(f"{name} must be an int or a sequence of ints, got {value!r}.")
-    if any(int(v) < minimum for v in values):
-        raise ValueError(f"{name} must be >= {minimum} on every axis, got {value!r}.")
+def _check_int_arg(value: Any, name: str, minimum: int = 1) -> int | tuple[int, ...]:
+    """Early check of an int or per-axis argument (the axis count is only known from the data), returned
+    normalised: whole-valued floats such as ``32.0`` as ints
+    (:func:`~monai_imbalance.utils.whole_number_arg`)."""
+    return whole_number_arg(value, name, minimum)
 
 
 def _check_classes_rho(
@@ -335,6 +338,7 @@ def mac_window_starts(
         >>> mac_window_starts(mask, roi_size=4, stride=2, rho=0.5).tolist()  # shares 1, 1/2, 1/2
         [[0, 0], [0, 2], [2, 0]]
     """
+    roi_size, stride = _check_int_arg(roi_size, "roi_size"), _check_int_arg(stride, "stride")
     arr = _spatial_mask(mask, roi_size)
     roi = ensure_int_sequence(roi_size, arr.ndim, "roi_size")
     step = ensure_int_sequence(stride, arr.ndim, "stride")
@@ -395,10 +399,8 @@ class MaskAwareWindows(Transform):
         seed: int = 0,
         allow_smaller: bool = False,
     ) -> None:
-        _check_int_arg(roi_size, "roi_size")
-        _check_int_arg(stride, "stride")
-        self.roi_size = roi_size
-        self.stride = stride
+        self.roi_size = _check_int_arg(roi_size, "roi_size")
+        self.stride = _check_int_arg(stride, "stride")
         self.classes, self.rho = _check_classes_rho(classes, rho)
         if max_windows is not None and int(max_windows) < 1:
             raise ValueError(f"max_windows must be None or >= 1, got {max_windows}.")
@@ -516,8 +518,8 @@ class _RandWindowCrop(Randomizable, InvertibleTransform, MultiSampleTrait):
         **pad_kwargs: Any,
     ) -> None:
         if roi_size is not None:
+            roi_size = _check_int_arg(roi_size, "roi_size")
             _check_spatial_ndim(roi_size, "roi_size")
-            _check_int_arg(roi_size, "roi_size")
         if not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ValueError(f"num_samples must be an int >= 1, got {num_samples!r}.")
         self.roi_size = roi_size
@@ -789,8 +791,8 @@ class RandMaskAwareCrop(_RandWindowCrop):
     ) -> None:
         super().__init__(roi_size, num_samples=num_samples, allow_smaller=allow_smaller, mode=mode, **pad_kwargs)
         if stride is not None:
+            stride = _check_int_arg(stride, "stride")
             _check_spatial_ndim(stride, "stride")
-            _check_int_arg(stride, "stride")
         self.rho, self.stride, self.classes = rho, stride, classes
         checked_classes, checked_rho = _check_classes_rho(classes, MAC_DEFAULTS["rho"] if rho is None else rho)
         self.mac_prob = _mac_frequency(tau, prob)

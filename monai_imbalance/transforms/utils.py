@@ -12,14 +12,22 @@ import torch
 from scipy import ndimage
 
 from monai_imbalance.transforms import _window_kernels
-from monai_imbalance.utils import ensure_int_sequence, to_numpy
+from monai_imbalance.utils import ensure_int_sequence, to_numpy, whole_number_arg
 
-__all__ = ["window_start_grid", "window_foreground_counts", "integral_image_counts", "KERNEL_MIN_PIXELS"]
+__all__ = [
+    "window_start_grid",
+    "window_foreground_counts",
+    "integral_image_counts",
+    "whole_number_arg",
+    "KERNEL_MIN_PIXELS",
+]
 
 #: masks of at least this many pixels are counted by the piece-sum kernel (``_window_kernels``), about 20x faster
 #: than the integral image on a 512x512x150 volume; below it (every 2-D bundle image) the definition itself runs,
 #: in under a millisecond at 448x448 (``benchmarks/bench_crop.py``)
 KERNEL_MIN_PIXELS = 1 << 22
+
+
 
 
 def window_start_grid(spatial_shape: Sequence[int], roi_size: Sequence[int], stride: Sequence[int]) -> list[np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -195,3 +197,25 @@ def test_deep_supervision_loss_passes_maps_to_every_head():
     assert torch.allclose(value, manual)
     # a single tensor (evaluation output) is a plain call
     assert torch.allclose(loss(heads[0], target, weight_map=weight_map), base(heads[0], target, weight_map=weight_map))
+
+
+@pytest.mark.parametrize("loss,present_classes_only", [("dice", False), ("dice_ce", False), ("boundary", False),
+                                                        ("dice", True), ("dice_ce", True)])
+def test_monai_based_losses_check_labels_like_the_packages_own(loss, present_classes_only):
+    # issue 17: labels out of range gave torch's "index 2 is out of bounds for dimension 1 with size 2"
+    params = {loss: {"present_classes_only": True}} if present_classes_only else None
+    setup = SegmentationSetup(loss=loss, crop="none", out_channels=2, loss_params=params)
+    x = torch.randn(2, 2, 8, 8)
+    target = torch.zeros(2, 1, 8, 8)
+    target[0, 0, 2:4, 2:4] = 1
+    assert torch.isfinite(setup.loss_function(x, target))
+    target[1, 0, 5, 5] = 2
+    with pytest.raises(ValueError, match=re.escape(
+        "target has class values in [0, 2] but the input has 2 channels (valid values 0..1)."
+    )):
+        setup.loss_function(x, target)
+    target[1, 0, 5, 5] = 0.5
+    with pytest.raises(ValueError, match=re.escape("target has non-integer values (e.g. [0.5])")):
+        setup.loss_function(x, target)
+    with pytest.raises(ValueError, match=re.escape("ground truth has different shape ((3, 1, 8, 8)) from input")):
+        setup.loss_function(x, torch.zeros(3, 1, 8, 8))

@@ -99,7 +99,9 @@ def test_one_confusion_computation_per_image(tmp_path, monkeypatch):
     assert calls == {"shared": 5, "monai": 0, "oii": 0}
     calls.update(shared=0)
     _evaluate(tmp_path / "separate", shared=False, runs=1)
-    assert calls == {"shared": 0, "monai": 3 * 5, "oii": 5}  # each handler counting for itself
+    # each handler counting for itself; the confusion handlers with the package's counts (MONAI's would count a NaN
+    # prediction as a false positive)
+    assert calls == {"shared": 3 * 5, "monai": 0, "oii": 5}
 
 
 def test_shared_counts_need_one_engine_and_one_background_setting():
@@ -116,3 +118,25 @@ def test_shared_counts_need_one_engine_and_one_background_setting():
     assert counts.updated_by is handler  # the first attached stays the one that updates
     with pytest.raises(ValueError, match="another engine"):
         PerImageConfusionMatrix(metric_name="precision", include_background=False, counts=counts).attach(second, "p")
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_nan_predictions_are_counted_and_warned(shared, caplog):
+    counts = ConfusionCountsMetric() if shared else None
+    engine = Engine(lambda e, b: b)
+    for name in NAMES:
+        PerImageConfusionMatrix(metric_name=name, counts=counts, output_transform=lambda x: x).attach(engine, name)
+    OutputImbalanceIndex(counts=counts, output_transform=lambda x: x).attach(engine, "oii")
+    pred = torch.zeros(2, 1, 4, 4)
+    label = torch.zeros(2, 1, 4, 4)
+    pred[:, 0, 0], label[:, 0, 0] = 1, 1
+    pred[1, 0, 3, 3] = float("nan")
+    with caplog.at_level("WARNING"):
+        engine.run([(pred, label)])
+    assert engine.state.metrics["precision"] == pytest.approx(1.0)  # the image without NaN
+    assert torch.isnan(engine.state.metric_details["precision"][1]).all()
+    assert torch.isnan(engine.state.metric_details["oii"][1]).all()
+    warned = [r.getMessage() for r in caplog.records if "NaN or infinite predictions" in r.getMessage()]
+    # each handler counting for itself warns; of handlers sharing counts, the one updating them (and the OII)
+    assert len(warned) == (2 if shared else 4), warned
+    assert any(m.startswith("precision: 1 of 2 images had NaN") for m in warned)

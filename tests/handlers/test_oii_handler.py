@@ -76,3 +76,29 @@ def test_logs_a_scalar_every_validation_for_tensorboard():
     engine.add_event_handler(Events.EPOCH_COMPLETED, lambda e: epochs.append(e.state.metrics["oii"]))
     engine.run([_batch(1, 0), _batch(0, 2)], max_epochs=2)
     assert len(epochs) == 2 and all(isinstance(v, float) for v in epochs)
+
+
+def test_nan_predictions_are_nan_details_left_out_and_warned(caplog):
+    # issue 17: a NaN prediction gave an OII of 0, "perfectly balanced"
+    good, bad = _batch(missed=3, extra=1), _batch(missed=1, extra=0)
+    bad[0][0, 1, 0, 0] = float("nan")
+    engine = Engine(lambda e, b: b)
+    handler = OutputImbalanceIndex(include_background=False)
+    handler.attach(engine, "oii")
+    with caplog.at_level("WARNING", logger="monai_imbalance.handlers.oii"):
+        engine.run([good, bad], max_epochs=1)
+    assert engine.state.metrics["oii"] == pytest.approx(compute_oii(13, 1, 3))  # the image without NaN
+    details = engine.state.metric_details["oii"]
+    assert details[0, 0] == pytest.approx(compute_oii(13.0, 1.0, 3.0)) and torch.isnan(details[1, 0])
+    assert handler.nan_images == 1
+    assert "oii: 1 of 2 images had NaN or infinite predictions; their OII is NaN" in caplog.text
+
+
+def test_only_nan_predictions_give_nan(caplog):
+    pred, y = _batch(missed=1, extra=1)
+    engine = Engine(lambda e, b: b)
+    OutputImbalanceIndex(include_background=False).attach(engine, "oii")
+    with caplog.at_level("WARNING", logger="monai_imbalance.handlers.oii"):
+        engine.run([(torch.full_like(pred, float("nan")), y)], max_epochs=1)
+    assert engine.state.metrics["oii"] != engine.state.metrics["oii"]  # NaN, not 0
+    assert "1 of 1 images" in caplog.text

@@ -112,7 +112,9 @@ def test_prepare_runs_monais_steps_in_order(random_case, onehot):
     probs, target = base.prepare(logits, labels, include_background=True)  # the override keeps channel 0
     torch.testing.assert_close(probs, torch.softmax(logits, 1))
     torch.testing.assert_close(target, onehot(labels, 3))
-    with pytest.raises(ValueError, match=r"ground truth has different shape \(\(2, 2, 4, 5, 2\)\) from input"):
+    # the shapes as given (checked before the one-hot and the background drop)
+    with pytest.raises(ValueError, match=r"ground truth has different shape \(\(2, 1, 4, 5, 2\)\) from input "
+                                         r"\(\(2, 3, 4, 5, 3\)\)"):
         base.prepare(logits, labels[..., :2])
 
 

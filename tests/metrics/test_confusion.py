@@ -131,3 +131,24 @@ def test_ddp_gathers_the_shared_counts_once_like_monai():
         assert precision == monai == pytest.approx(want_precision, abs=1e-6)
         assert oii == separate_oii == pytest.approx(want_oii, abs=1e-12)
         assert images == 12  # the buffers of both ranks: 4 batches of 3 images
+
+
+def test_nan_predictions_stay_nan_in_the_shared_counts():
+    y = torch.zeros(2, 1, 4, 4)
+    y[..., :2, :2] = 1
+    y_pred = y.clone()
+    y_pred[0, 0, 3, 3] = float("nan")
+    counts = ConfusionCountsMetric()
+    counts(y_pred, y)
+    data = counts.aggregate()
+    assert torch.isnan(data[0]).all() and data[1].tolist() == [[4.0, 0.0, 12.0, 0.0]]
+    assert counts.nan_images() == 1
+    # MONAI's reduction leaves the NaN image out: precision of the other image
+    assert counts.confusion_matrix_metric("precision").aggregate()[0].item() == pytest.approx(1.0)
+    assert counts.oii_metric().aggregate().item() == 0.0  # FP = FN = 0 on the image left
+    counts.reset()
+    counts(torch.full_like(y, float("nan")), y)
+    assert counts.nan_images() == 2
+    for compute_sample in (False, True):  # every image NaN: NaN, where MONAI gives 0
+        assert torch.isnan(counts.confusion_matrix_metric("precision", compute_sample).aggregate()[0]).all()
+    assert torch.isnan(counts.oii_metric().aggregate()).all()

@@ -166,3 +166,66 @@ def test_metric_under_ddp_matches_single_process(tmp_path):
     for a, b in zip(gathered, single.aggregate()):
         torch.testing.assert_close(a, b)
     assert os.path.exists(result_file)
+
+
+# ------------------------------------------------------------------- NaN predictions (issue 17): NaN, never 0
+
+
+def _nan_case(nan_images=(0,), value=float("nan")):
+    """Three one-hot images 2x4x4 (a 2x2 object, one missed pixel); ``value`` in the prediction of ``nan_images``."""
+    y = torch.zeros(3, 2, 4, 4)
+    y[:, 1, :2, :2] = 1
+    y[:, 0] = 1 - y[:, 1]
+    y_pred = y.clone()
+    y_pred[:, 1, 0, 0], y_pred[:, 0, 0, 0] = 0, 1
+    for i in nan_images:
+        y_pred[i, 1, 3, 3] = value
+    return y_pred, y
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_nan_prediction_gives_nan_counts_and_oii(value):
+    y_pred, y = _nan_case((0,), value)
+    counts = compute_oii_counts(y_pred, y, include_background=False)
+    assert torch.isnan(counts[0]).all() and torch.isfinite(counts[1:]).all()
+    y_pred[0, 0, 3, 3] = value  # background channel only: the image's prediction is still not a prediction
+    y_pred[0, 1, 3, 3] = 0
+    assert torch.isnan(compute_oii_counts(y_pred, y, include_background=False)[0]).all()
+    metric = OutputImbalanceIndexMetric(include_background=False, per_image=True, reduction="none")
+    metric(y_pred, y)
+    oii = metric.aggregate()
+    assert torch.isnan(oii[0, 0]) and oii[1:, 0].tolist() == pytest.approx([1.0, 1.0])
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_nan_images_are_left_out_and_counted(per_image):
+    y_pred, y = _nan_case((0,))
+    metric = OutputImbalanceIndexMetric(include_background=False, per_image=per_image, get_counts=True)
+    metric(y_pred, y)
+    oii, tp, fp, fn = metric.aggregate()
+    assert metric.nan_images == 1
+    assert oii.item() == pytest.approx(1.0)  # the two other images: FP = 0 < FN
+    if not per_image:  # the counts of the images without NaN
+        assert (tp.tolist(), fp.tolist(), fn.tolist()) == ([6.0], [0.0], [2.0])
+    clean = OutputImbalanceIndexMetric(include_background=False, per_image=per_image)
+    clean(*_nan_case(()))
+    clean.aggregate()
+    assert clean.nan_images == 0
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "mean_batch", "sum_batch", "mean_channel"])
+@pytest.mark.parametrize("per_image", [False, True])
+def test_all_nan_predictions_give_nan_not_zero(per_image, reduction):
+    # before: 0, "perfectly balanced"
+    y_pred, y = _nan_case((0, 1, 2))
+    metric = OutputImbalanceIndexMetric(include_background=False, per_image=per_image, reduction=reduction)
+    metric(y_pred, y)
+    value = metric.aggregate()
+    assert torch.isnan(value).all(), value
+    assert metric.nan_images == 3
+
+
+def test_integer_predictions_need_no_nan_check():
+    y_pred, y = _nan_case(())
+    counts = compute_oii_counts(y_pred.long(), y.long())
+    torch.testing.assert_close(counts, compute_oii_counts(y_pred, y))
