@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["dataset_sections", "image_items", "require_items_per_rank"]
+__all__ = ["DatasetFolderMissing", "dataset_sections", "image_items", "require_items_per_rank"]
 
 _SECTIONS = ("training", "validation", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -43,6 +43,13 @@ def _from_datalist(path: str | os.PathLike) -> dict[str, list[dict[str, Any]]]:
     return {s: (load_decathlon_datalist(str(path), data_list_key=s) if present.get(s) else []) for s in _SECTIONS}
 
 
+class DatasetFolderMissing(SystemExit):
+    """The dataset folder a bundle was given does not exist: a one-line message naming the option to set."""
+
+    def __str__(self) -> str:
+        return str(self.code)
+
+
 def dataset_sections(
     dataset: str,
     dataset_dir: str | os.PathLike | None = None,
@@ -54,6 +61,7 @@ def dataset_sections(
     check: str = "header",
     num_workers: int = 0,
     expected_count: int | str | None = "auto",
+    option: str = "dataset_dir",
     **options: Any,
 ) -> dict[str, list[dict[str, Any]]]:
     """``{"training": [...], "validation": [...], "test": [...]}`` items (``image``, ``label``, ``id``, ...) of a
@@ -71,6 +79,7 @@ def dataset_sections(
         num_workers: threads for checking and resizing.
         expected_count: the count checks (``"auto"``: the real dataset's numbers, or a look-alike's); None skips
             them (a subset on purpose: ``--expected_count None`` in a bundle).
+        option: the bundle option that sets ``dataset_dir`` (named in the error when the folder does not exist).
         options: the dataset's own options (e.g. Kvasir ``val_fraction``, ISIC ``cache_size`` (old name
             ``resized_cache``) and ``cache_dir``, Synapse ``num_val_cases`` and ``cache_dir``); options the
             dataset does not take are ignored, so a bundle may pass its whole set. ``None`` values are left out.
@@ -81,6 +90,10 @@ def dataset_sections(
 
     Raises:
         ValueError: unknown dataset. FileNotFoundError, DatasetLayoutError: as the dataset's checks.
+        DatasetFolderMissing: ``dataset_dir`` is not a folder. It is a ``SystemExit``, not an ``Exception``: MONAI's
+            config parser wraps every ``Exception`` of an expression in chained ``RuntimeError`` s, which buried this
+            cause some twenty lines into a seventy-line traceback; a ``SystemExit`` passes through and ends
+            ``python -m monai.bundle run`` with its one line and status 1.
     """
     from monai_imbalance.apps.registry import _resolve, get_dataset
 
@@ -93,8 +106,10 @@ def dataset_sections(
         sections = _from_datalist(datalist)
         fix = _resolve(spec.from_datalist)
         return fix(sections, datalist, **mine) if fix is not None else sections
-    if dataset_dir is None:
-        raise ValueError("dataset_dir is needed unless a datalist JSON is given.")
+    if dataset_dir is None or not Path(dataset_dir).is_dir():
+        where = "not set" if dataset_dir is None else f"not found: {dataset_dir}"
+        raise DatasetFolderMissing(
+            f"{spec.title} folder {where}; pass --{option} <the {spec.title} folder, as downloaded>.")
     if check not in spec.checks:  # e.g. "images" for a dataset that decodes its labels fully anyway
         check = "full"
     result = spec.scan(dataset_dir, split=split or spec.bundle_split, fold=fold, num_folds=num_folds, seed=seed,

@@ -75,3 +75,33 @@ def test_confusion_metrics_share_one_count(name, tmp_path):
     assert all(isinstance(h.counts, ConfusionCountsMetric) for h in shared)
     assert all(h.counts is shared[0].counts for h in shared)
     assert [h.metric_fn.metric_name[0] for h in shared[:3]] == ["precision", "recall", "accuracy"]
+
+
+def test_a_bundle_run_without_its_dataset_folder_ends_in_one_line_naming_the_option(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "no_such_folder"
+    run = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(BUNDLES / "kvasir_seg/configs/train.yaml"),
+         "--bundle_root", str(tmp_path), "--dataset_dir", str(missing)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert run.returncode == 1
+    err = [line for line in run.stderr.splitlines() if line.strip() and "parsing config_file" not in line]
+    assert "Traceback" not in run.stderr  # it used to be a 72-line chained traceback
+    assert err == [f"Kvasir-SEG folder not found: {missing}; pass --dataset_dir <the Kvasir-SEG folder, as "
+                   "downloaded>."]
+
+
+@pytest.mark.parametrize("dataset, title", [("kvasir", "Kvasir-SEG"), ("isic2018", "ISIC 2018 Task 1"),
+                                            ("acdc", "ACDC"), ("synapse", "Synapse multi-organ CT"),
+                                            ("clinicdb", "CVC-ClinicDB")])
+def test_every_dataset_names_the_option_when_its_folder_is_missing(tmp_path, dataset, title):
+    from monai_imbalance.engines import DatasetFolderMissing, dataset_sections
+
+    with pytest.raises(DatasetFolderMissing) as caught:
+        dataset_sections(dataset, tmp_path / "nothing", option="eval_dataset_dir")
+    assert str(caught.value).startswith(f"{title} folder not found: {tmp_path / 'nothing'}; pass --eval_dataset_dir")
+    with pytest.raises(DatasetFolderMissing, match="folder not set; pass --dataset_dir"):
+        dataset_sections(dataset, None)
