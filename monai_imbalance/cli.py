@@ -34,6 +34,17 @@ def _threshold(value: str) -> float | str | None:
         raise argparse.ArgumentTypeError(f"threshold must be 'auto', 'none' or a number, got {value!r}") from None
 
 
+def _positive_int(value: str) -> int:
+    """argparse type: an integer >= 1 (argparse names the option in its error)."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
+    return number
+
+
 def _add_stats(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "stats",
@@ -98,7 +109,7 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
         "NIfTI files plus datalist.json. The data are synthetic and the datalist says so.",
     )
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--num-images", type=int, default=20)
+    p.add_argument("--num-images", type=_positive_int, default=20, help="pairs to write (default: 20)")
     p.add_argument("--size", type=int, nargs="+", default=[128, 128], help="H W [D] (3-D needs nii.gz)")
     p.add_argument("--fg-fraction", type=float, default=0.03)
     p.add_argument("--num-classes", type=int, default=2)
@@ -418,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"monai-imbalance {args.command}: error: {err}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: one line and the shell's status for SIGINT, not a traceback
+        print(f"\nmonai-imbalance {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

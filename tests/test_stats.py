@@ -184,3 +184,49 @@ def test_run_errors_name_the_problem(tmp_path):
         stats.run(tmp_path / "nothing_here", progress=False)
     with pytest.raises(ValueError, match="must be 2-D or 3-D"):
         stats.update(np.zeros(5))
+
+
+def _colour_masks(folder, shades):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for i in range(2):
+        rgb = np.zeros((32, 32, 3), dtype=np.uint8)
+        rgb[8:20, 8:20, 0] = 255  # red on black
+        for k, shade in enumerate(shades):  # anti-aliased edge: darker reds
+            rgb[20 + k, 8:20, 0] = shade
+        Image.fromarray(rgb).save(folder / f"m{i}.png")
+    return folder
+
+
+def test_stats_on_a_red_on_black_png_mask_with_shades_fails_naming_the_file(tmp_path, capsys):
+    from monai_imbalance.cli import main
+
+    folder = _colour_masks(tmp_path / "shaded", shades=(200, 120, 60))
+    assert main(["stats", "--folder", str(folder)]) == 1  # it used to report 77 classes and exit 0
+    err = capsys.readouterr().err
+    assert "m0.png is a colour mask with 5 colours" in err and "class indices cannot be read from colours" in err
+    # with a number, any channel brighter than it is foreground: 12x12 square plus the 200 and 120 rows
+    assert main(["stats", "--folder", str(folder), "--threshold", "100", "--json", str(tmp_path / "s.json")]) == 0
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["num_classes"] == 2
+    assert report["classes"][1]["pixels"] == 2 * (144 + 24)
+
+
+def test_one_colour_on_black_is_read_as_a_binary_mask_and_palette_masks_by_index(tmp_path):
+    from PIL import Image
+
+    from monai_imbalance.apps.io import load_label_file
+
+    folder = _colour_masks(tmp_path / "plain", shades=())
+    label = load_label_file(folder / "m0.png")
+    assert label.dtype == np.uint8 and set(np.unique(label)) == {0, 1} and int(label.sum()) == 144
+    indices = np.zeros((16, 16), dtype=np.uint8)
+    indices[:4], indices[4:6] = 1, 2
+    palette = Image.fromarray(indices, mode="P")
+    palette.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (253 * 3))  # black, red, green
+    palette.save(tmp_path / "p.png")
+    assert np.array_equal(load_label_file(tmp_path / "p.png", threshold=None), indices)
+    grey_rgb = np.repeat((indices * 100)[..., None], 3, axis=-1)
+    Image.fromarray(grey_rgb).save(tmp_path / "g.png")
+    assert np.array_equal(load_label_file(tmp_path / "g.png", threshold=None), indices * 100)  # grey stored as RGB

@@ -7,6 +7,7 @@ label values matter and a JPEG mask must be binarised the way the dataset intend
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ARRAY_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
 LABEL_SUFFIXES = (*NIFTI_SUFFIXES, *PIL_SUFFIXES, *ITK_SUFFIXES, *ARRAY_SUFFIXES)
+logger = logging.getLogger(__name__)
 
 
 def label_suffix(path: str | os.PathLike) -> str:
@@ -46,15 +48,51 @@ def binarise_mask(grey: np.ndarray, threshold: float = 127) -> np.ndarray:
     return (np.asarray(grey) > threshold).astype(np.uint8)
 
 
-def _read_pil(path: Path) -> np.ndarray:
+def _read_pil(path: Path, threshold: float | str | None = "auto") -> np.ndarray:
+    """A PIL mask as an array: grey and 1-bit masks as they are, palette masks by their palette indices (how palette
+    PNGs store classes), JPEG colour masks and colour masks whose channels are equal as grey (Kvasir-SEG), and true
+    colour masks by :func:`_colour_mask`."""
     from PIL import Image
 
     with Image.open(path) as img:
-        if img.mode in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
-            img = img.convert("L")  # colour masks (Kvasir-SEG) are read as grey
-        elif img.mode == "1":
+        if img.mode == "1":
             return np.asarray(img, dtype=np.uint8)
-        return np.asarray(img)
+        if img.mode == "P":
+            logger.info("%s is a palette mask: read by its palette indices (the class of each pixel)", path)
+            return np.asarray(img)
+        if img.mode not in ("RGB", "RGBA", "LA", "CMYK", "YCbCr"):
+            return np.asarray(img)
+        if img.mode == "LA" or label_suffix(path) in JPEG_SUFFIXES:
+            return np.asarray(img.convert("L"))  # JPEG colour noise: read as grey, then thresholded
+        rgb = np.asarray(img.convert("RGB"))
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return rgb[..., 0].copy()  # a grey mask stored as colour
+    return _colour_mask(rgb, path, threshold)
+
+
+def _colour_mask(rgb: np.ndarray, path: Path, threshold: float | str | None) -> np.ndarray:
+    """A lossless mask whose colour channels differ (red on black, ...). Grey conversion would turn its colours into
+    arbitrary grey levels (pure red is 76) and every anti-aliased shade into a class, so:
+
+    - a number ``threshold`` binarises the brightest channel (any colour brighter than it is foreground);
+    - one colour on black is read as 0/1 (the colour is the foreground), and said so;
+    - anything else is an error: colours do not say which class they stand for.
+    """
+    if threshold is not None and not isinstance(threshold, str):
+        return rgb.max(axis=-1)
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    colours = np.unique(packed)
+    if len(colours) <= 2 and colours[0] == 0:
+        fg = int(colours[-1])
+        logger.info("%s is a colour mask, one colour (RGB %s) on black: read as foreground 1, black 0", path,
+                    ((fg >> 16) & 255, (fg >> 8) & 255, fg & 255))
+        return (packed != 0).astype(np.uint8)
+    examples = [((int(c) >> 16) & 255, (int(c) >> 8) & 255, int(c) & 255) for c in colours[:4]]
+    raise ValueError(
+        f"{path} is a colour mask with {len(colours)} colours (e.g. RGB {examples}): class indices cannot be read "
+        "from colours. Convert it to a grey or palette PNG holding class indices 0, 1, 2, ..., or give a numeric "
+        "threshold (e.g. --threshold 127) to read every pixel brighter than it in any channel as foreground."
+    )
 
 
 def _read_array_file(path: Path, suffix: str, key: str) -> np.ndarray:
@@ -80,14 +118,17 @@ def load_label_file(
 ) -> np.ndarray:
     """Read a label map from ``path`` and return its spatial array (no channel axis).
 
-    Formats: NIfTI (``.nii``, ``.nii.gz``), PNG/JPEG/TIFF/BMP (colour masks are converted to grey), ITK
+    Formats: NIfTI (``.nii``, ``.nii.gz``), PNG/JPEG/TIFF/BMP (palette masks by palette index, JPEG and grey-in-colour
+    masks as grey, other colour masks: see ``threshold``), ITK
     (``.mha``, ``.nrrd``), numpy (``.npy``, ``.npz`` array ``key``) and HDF5 (``.h5`` dataset ``key``).
 
     Args:
         path: the label file.
         threshold: ``"auto"`` binarises at 127 every JPEG mask (a lossy format cannot store class indices) and
             every 8-bit mask whose values are exactly {0, 255} or {255}; other files keep their values.
-            A number binarises any file at that value (``value > threshold``); ``None`` keeps raw values.
+            A number binarises any file at that value (``value > threshold``; a colour mask's brightest channel);
+            ``None`` keeps raw values. Without a number, a lossless colour mask (channels differing) is read as 0/1
+            when it holds one colour on black and is an error (naming the file) otherwise.
         key: array name inside ``.npz`` / ``.h5`` files.
 
     Raises:
@@ -104,7 +145,7 @@ def load_label_file(
 
             arr = np.asanyarray(nib.load(str(path)).dataobj)
         elif suffix in PIL_SUFFIXES:
-            arr = _read_pil(path)
+            arr = _read_pil(path, threshold)
         elif suffix in ITK_SUFFIXES:
             import itk
 

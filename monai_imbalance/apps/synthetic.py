@@ -37,6 +37,10 @@ __all__ = [
 ]
 
 SHAPES = ("blob", "thin", "mixed")
+#: objects per foreground class at most: rendering costs objects x pixels, so the count is capped rather than slow
+MAX_OBJECTS = 256
+#: pixels of image per object at least (fewer and the objects could not be told apart)
+PIXELS_PER_OBJECT = 16
 IMAGE_FORMATS = ("png", "jpg", "nii.gz")
 
 
@@ -56,24 +60,24 @@ def _object_centres(
     rng: np.random.Generator, shape: tuple[int, ...], count: int, border_rate: float, min_dist: float
 ) -> np.ndarray:
     """``count`` centres, each on the image border with probability ``border_rate``, kept ``min_dist`` apart
-    where possible (rejection sampling with a bounded number of tries)."""
+    where possible (rejection sampling with a bounded number of tries, distances to earlier centres vectorised)."""
     size = np.asarray(shape, dtype=np.float64)
-    centres: list[np.ndarray] = []
-    for _ in range(count):
+    centres = np.empty((count, len(shape)))
+    for n in range(count):
         best, best_gap = None, -1.0
         for _ in range(30):
             c = rng.uniform(0, size - 1)
             if rng.random() < border_rate:
                 axis = rng.integers(len(shape))
                 c[axis] = 0.0 if rng.random() < 0.5 else size[axis] - 1
-            gap = min((np.linalg.norm(c - o) for o in centres), default=np.inf)
+            gap = float(np.sqrt(((centres[:n] - c) ** 2).sum(1)).min()) if n else np.inf
             if gap >= min_dist:
                 best = c
                 break
             if gap > best_gap:
                 best, best_gap = c, gap
-        centres.append(best)
-    return np.asarray(centres)
+        centres[n] = best
+    return centres
 
 
 def _blob_score(
@@ -151,6 +155,13 @@ def _check_pair_args(spatial_size, fg_fraction, num_classes, num_objects, shape,
         raise ValueError(f"num_classes must be in [2, 255] (background included), got {num_classes}.")
     if num_objects < 1:
         raise ValueError(f"num_objects must be >= 1, got {num_objects}.")
+    n_pixels = int(np.prod(spatial_size))
+    limit = min(MAX_OBJECTS, max(1, n_pixels // PIXELS_PER_OBJECT))
+    if num_objects > limit:
+        raise ValueError(
+            f"num_objects {num_objects} per class is too many for a {'x'.join(map(str, spatial_size))} image at "
+            f"fg_fraction {fg_fraction}: at most {limit} ({MAX_OBJECTS} in any image, and one per "
+            f"{PIXELS_PER_OBJECT} pixels; rendering costs objects x pixels). Use fewer objects or a larger image.")
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}.")
     if channels not in (1, 3):
@@ -378,6 +389,9 @@ def write_synthetic_dataset(
         raise ValueError(f"label_format must be one of {IMAGE_FORMATS}, got {label_format!r}.")
     if is_3d and (image_format, label_format) != ("nii.gz", "nii.gz"):
         raise ValueError("3-D pairs can only be written as NIfTI: use image_format='nii.gz' (and label_format).")
+    if isinstance(num_images, bool) or not isinstance(num_images, (int, np.integer)) or num_images < 1:
+        raise ValueError(f"num_images must be a positive integer (a datalist needs at least one pair), got "
+                         f"{num_images!r}.")
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}.")
     num_classes = pair_kwargs.get("num_classes", 2)

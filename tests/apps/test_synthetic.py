@@ -150,3 +150,27 @@ def test_write_rejects_impossible_combinations(tmp_path):
         write_synthetic_dataset(tmp_path, 1, image_format="png", spatial_size=(8, 8, 8))
     with pytest.raises(ValueError, match="JPEG label masks"):
         write_synthetic_dataset(tmp_path, 1, label_format="jpg", num_classes=3)
+
+
+def test_synth_rejects_zero_images(tmp_path, capsys):
+    from monai_imbalance.apps.synthetic import write_synthetic_dataset
+    from monai_imbalance.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(["synth", "--out", str(tmp_path / "s"), "--num-images", "0"])
+    assert caught.value.code == 2 and "--num-images: must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="num_images must be a positive integer"):
+        write_synthetic_dataset(tmp_path / "p", 0)
+    assert not (tmp_path / "s" / "datalist.json").exists() and not (tmp_path / "p" / "datalist.json").exists()
+
+
+def test_too_many_objects_for_the_image_is_a_clear_error_not_a_slow_run():
+    from monai_imbalance.apps.synthetic import MAX_OBJECTS, make_synthetic_pair
+
+    with pytest.raises(ValueError, match=r"num_objects 5000 per class is too many for a 64x64 image at fg_fraction "
+                                         r"0.5: at most 256"):
+        make_synthetic_pair(spatial_size=(64, 64), fg_fraction=0.5, num_objects=5000)
+    with pytest.raises(ValueError, match="at most 4 "):  # 8x8: one object per 16 pixels
+        make_synthetic_pair(spatial_size=(8, 8), num_objects=5)
+    pair = make_synthetic_pair(spatial_size=(64, 64), fg_fraction=0.3, num_objects=MAX_OBJECTS, seed=1)
+    assert int(np.count_nonzero(pair["label"])) == round(0.3 * 64 * 64)  # at the cap: still the exact fraction
