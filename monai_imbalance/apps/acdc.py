@@ -45,6 +45,7 @@ from .checks import (
     SKIP_COUNT_CHECK,
     LayoutProblems,
     class_indices,
+    nifti_data_problem,
     read_synthetic_marker,
     require_dir,
     resolve_expected,
@@ -194,6 +195,10 @@ def _raw_patient(folder: Path, check: str) -> tuple[list[dict[str, Any]], list[s
         if not np.allclose(spacing, label_nii.header.get_zooms()[:3], rtol=1e-3):
             found.append(f"{image.name} spacing {spacing} differs from {label.name}")
         if check == "full":
+            problem = nifti_data_problem(image, image_nii)  # the label is read whole below
+            if problem:
+                found.append(problem)
+                continue
             try:
                 class_indices(np.asanyarray(label_nii.dataobj), num_classes=len(ACDC_LABELS), source=label.name)
             except ValueError as err:
@@ -411,7 +416,8 @@ def acdc_items(
         expected_count: number of patients (``"auto"``: 100 / 50, or a look-alike's count; ``None`` skips). In
             the HDF5 form with ``"auto"`` the lists must also be SSL4MIS's 70/10/20 patients (in a look-alike: a
             subset of them).
-        check: ``"full"`` reads every label (values 0-3), ``"header"`` headers only.
+        check: ``"full"`` reads every label (values 0-3) and every ED/ES image to its end (a truncated or damaged
+            file is named), ``"header"`` headers only.
 
     Raises:
         FileNotFoundError: folders, ``Info.cfg`` or list files missing.

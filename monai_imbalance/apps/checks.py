@@ -21,6 +21,7 @@ from .io import JPEG_SUFFIXES, label_suffix, load_label_file
 __all__ = [
     "DatasetLayoutError",
     "LayoutProblems",
+    "nifti_data_problem",
     "SYNTHETIC_MARKER",
     "read_synthetic_marker",
     "write_synthetic_marker",
@@ -205,6 +206,42 @@ def _image_size(path: Path, full: bool) -> tuple[int, int]:
             img.load()
         width, height = img.size
     return height, width
+
+
+def nifti_data_problem(path: str | os.PathLike, image: Any = None) -> str | None:
+    """Why the NIfTI file ``path`` cannot be read whole (truncated or damaged), or None when it can.
+
+    The header alone does not show a cut file: nibabel reads headers lazily and fails only when the voxels are read.
+    A ``.nii`` must hold at least the header's offset plus the voxels its shape and dtype need; a ``.nii.gz`` is
+    decompressed to its end (in chunks, nothing kept), which finds a cut stream (no end-of-stream marker) and a
+    damaged one (CRC) at the cost of one decompression. ``image``: the file already opened with ``nibabel.load``.
+    """
+    import gzip
+    import zlib
+
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        image = image if image is not None else nib.load(str(path))
+        header = image.header
+        # a vox_offset of 0 in a single file means the smallest offset of its format (352 for NIfTI-1, 540 for -2)
+        offset = max(int(header.get_data_offset()), int(getattr(header, "single_vox_offset", 0)))
+        needed = offset + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
+        if path.name.endswith(".gz"):
+            total = 0
+            with gzip.open(path, "rb") as f:
+                while chunk := f.read(1 << 22):
+                    total += len(chunk)
+        else:
+            total = path.stat().st_size
+    except (EOFError, OSError, zlib.error) as err:  # gzip: "ended before the end-of-stream marker", bad CRC
+        return f"{path} is truncated or damaged ({type(err).__name__}: {err})"
+    except Exception as err:  # nibabel's header errors
+        return f"unreadable {path}: {err}"
+    if total < needed:
+        return f"{path} is truncated: {total} bytes, its header needs {needed} (offset + voxels)"
+    return None
 
 
 def check_binary_mask(mask: np.ndarray, path: Path, lossy: bool) -> str | None:

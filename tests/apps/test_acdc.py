@@ -257,3 +257,26 @@ def test_count_check_names_its_override_and_the_bundle_override_skips_it(minimal
     for skip in (None, "None", "null"):  # Python, command line (fire) and YAML spellings
         sections = dataset_sections("acdc", real, expected_count=skip)
         assert len(sections["test"]) == 8 and all("slice" in s for s in sections["training"])
+
+
+def test_full_check_names_a_truncated_nifti_image(tmp_path):
+    import gzip
+    import re
+
+    from monai_imbalance.apps.checks import nifti_data_problem
+
+    root = write_acdc_lookalike(tmp_path / "acdc", patients=[1, 2])
+    image = sorted((root / "training" / "patient001").glob("patient001_frame??.nii.gz"))[0]
+    data = image.read_bytes()
+    assert nifti_data_problem(image) is None
+    plain = tmp_path / "plain.nii"  # the same volume uncompressed, cut by 100 bytes: its header still reads
+    plain.write_bytes(gzip.decompress(data))
+    assert nifti_data_problem(plain) is None
+    plain.write_bytes(gzip.decompress(data)[:-100])
+    assert re.search(r"plain\.nii is truncated: \d+ bytes, its header needs \d+", nifti_data_problem(plain))
+    image.write_bytes(data[: len(data) // 2])  # a download or copy cut short
+    assert "is truncated or damaged" in nifti_data_problem(image)
+    assert nib.load(str(image)).shape  # nibabel reads its header: the old check let it through
+    with pytest.raises(DatasetLayoutError, match=re.escape(image.name)):
+        acdc_items(root, expected_count=None, check="full")
+    assert acdc_items(root, expected_count=None, check="header")  # headers only: not seen, as documented
