@@ -86,6 +86,7 @@ ACDC_RESOURCE = Resource(
     sha256="2787e08b0d3525cbac710fc3bdf69ee7c5fd7446472e49db8bc78548802f6b5e",
     checksum_source="torch-em (third party); not published by CREATIS",
     page=ACDC_PAGE,
+    expected=("database",),  # ACDC/database/{training,testing}; checked before the folder is put in place
 )
 ACDC_REFERENCE = (
     "Bernard et al., Deep Learning Techniques for Automatic MRI Cardiac Multi-structures Segmentation and Diagnosis: "

@@ -66,6 +66,7 @@ KVASIR_RESOURCE = Resource(
     sha256="03b30e21d584e04facf49397a2576738fd626815771afbbf788f74a7153478f7",
     checksum_source="torch-em (third party); not published by Simula",
     page=KVASIR_PAGE,
+    expected=("images", "masks"),  # checked before the extracted folder is put in place
 )
 KVASIR_REFERENCE = "Jha et al., Kvasir-SEG: A Segmented Polyp Dataset, MMM 2020, doi:10.1007/978-3-030-37734-2_37"
 KVASIR_LICENCE = "research and educational use only; commercial use needs written permission (see the dataset page)"

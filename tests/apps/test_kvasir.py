@@ -184,6 +184,7 @@ def test_download_uses_monai_helpers_with_the_official_url(tmp_path, monkeypatch
 
     def fake_extract(filepath, output_dir, file_type, has_base):
         (output_dir / "Kvasir-SEG" / "images").mkdir(parents=True)
+        (output_dir / "Kvasir-SEG" / "masks").mkdir()
 
     monkeypatch.setattr("monai.apps.utils.download_url", fake_download)
     monkeypatch.setattr("monai.apps.utils.extractall", fake_extract)
