@@ -7,7 +7,10 @@ that family's ``utils.py``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +19,7 @@ from monai.utils import ensure_tuple_rep
 
 __all__ = [
     "to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "whole_number_arg",
-    "non_integer_label_message", "smallest_uint_dtype", "moved_names",
+    "non_integer_label_message", "smallest_uint_dtype", "moved_names", "atomic_write",
 ]
 
 #: elements compared at a time when checking that a converted label kept its values (no full-size temporary)
@@ -193,3 +196,42 @@ def moved_names(module: str, moved: dict[str, str]) -> Any:
         return getattr(importlib.import_module(moved[name]), name)
 
     return __getattr__
+
+
+def _fsync_directory(folder: Path) -> None:
+    # makes the rename itself durable; a directory cannot be opened or fsynced everywhere (Windows), nothing to do there
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Any], Any]) -> None:
+    """Write ``path`` so that it is never left partly written: ``write(file)`` fills a temporary file in the same
+    folder (``.<name>.<8 hex digits>.tmp``, opened ``"xb"``: a new file with the permissions a plain write would
+    give), which is flushed, fsynced and renamed to ``path`` (``os.replace``, atomic on POSIX and Windows); the folder
+    is fsynced where the OS allows. On any error, or a kill, ``path`` keeps its old content; the temporary file is
+    removed on errors (a killed process leaves it behind).
+
+    Example::
+
+        atomic_write("result.json", lambda f: f.write(text.encode()))
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)

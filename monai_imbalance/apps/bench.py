@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from monai_imbalance.utils import atomic_write
+
 __all__ = [
     "BenchRun",
     "BundleRunner",
@@ -80,6 +82,11 @@ def run_folder_name(fold: int | None, seed: int | None) -> str:
     return "_".join(parts)
 
 
+def _json_bytes(value: Any) -> Callable[[Any], Any]:
+    """A writer for :func:`~monai_imbalance.utils.atomic_write`: ``value`` as indented JSON."""
+    return lambda file: file.write((json.dumps(value, indent=2) + "\n").encode())
+
+
 def read_result(record: Path) -> tuple[dict[str, Any] | None, str | None]:
     """The JSON of a run's ``result.json``, or ``(None, why)`` when it is missing or cannot be read (a run killed
     while writing it): such a run counts as not done."""
@@ -92,15 +99,6 @@ def read_result(record: Path) -> tuple[dict[str, Any] | None, str | None]:
         return saved, None
     except (OSError, UnicodeDecodeError, ValueError) as err:
         return None, f"{record} is unreadable ({err})"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def parse_setups(
@@ -499,7 +497,7 @@ def run_bench(
         try:
             metrics = runner.run(run_dir, overrides)
             run = BenchRun(name, fold, "done", metrics, overrides, time.perf_counter() - start, seed=seed)
-            _write_atomic(run_dir / "result.json", json.dumps(asdict(run), indent=2) + "\n")
+            atomic_write(run_dir / "result.json", _json_bytes(asdict(run)))
             if on_result is not None:
                 on_result(run, run_dir)
         except Exception as err:  # one failed run must not lose the others
@@ -585,7 +583,7 @@ def bundle_alpha_evaluator(
         else:
             metrics = runner.run(run_dir, overrides)
             run_dir.mkdir(parents=True, exist_ok=True)
-            _write_atomic(record, json.dumps({"overrides": overrides, "metrics": metrics}, indent=2) + "\n")
+            atomic_write(record, _json_bytes({"overrides": overrides, "metrics": metrics}))
         named = {"oii": "val_oii", "iou": "val_iou", "pa": "val_precision", "dice": "val_mean_dice"}
         missing = [key for key in ("val_oii", "val_iou") if key not in metrics]
         if missing:

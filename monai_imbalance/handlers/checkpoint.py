@@ -31,7 +31,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,8 @@ import ignite.distributed as idist
 import torch
 from ignite.handlers import Checkpoint, DiskSaver
 from monai.handlers import CheckpointSaver
+
+from monai_imbalance.utils import atomic_write
 
 __all__ = [
     "AtomicCheckpoint",
@@ -65,20 +66,6 @@ def is_temporary_checkpoint(path: str | os.PathLike) -> bool:
     return _TEMPORARY.match(Path(path).name) is not None
 
 
-def _fsync_directory(folder: Path) -> None:
-    # makes the rename itself durable; a directory cannot be opened or fsynced everywhere (Windows), nothing to do there
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj: Any, path: str | os.PathLike, **kwargs: Any) -> None:
     """``torch.save(obj, path)`` that never leaves a partly written ``path``: the data go to a temporary file in the
     same folder (``.<name>.<8 hex digits>.tmp``), are flushed and fsynced, and the file is renamed to ``path``
@@ -97,19 +84,7 @@ def atomic_save(obj: Any, path: str | os.PathLike, **kwargs: Any) -> None:
 
         atomic_save(net.state_dict(), "models/model.pt")
     """
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        # mode "x": a new file with the permissions a plain torch.save would give (umask applied)
-        with open(temporary, "xb") as file:
-            torch.save(obj, file, **kwargs)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
+    atomic_write(path, lambda file: torch.save(obj, file, **kwargs))
 
 
 class AtomicDiskSaver(DiskSaver):
