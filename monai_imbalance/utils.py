@@ -19,7 +19,8 @@ from monai.utils import ensure_tuple_rep
 
 __all__ = [
     "to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "whole_number_arg",
-    "non_integer_label_message", "smallest_uint_dtype", "moved_names", "atomic_write",
+    "non_integer_label_message", "smallest_uint_dtype", "moved_names", "atomic_write", "label_components",
+    "cc3d_connectivity",
 ]
 
 #: elements compared at a time when checking that a converted label kept its values (no full-size temporary)
@@ -36,6 +37,45 @@ def to_numpy(data: Any) -> np.ndarray:
         tensor = data.as_tensor() if hasattr(data, "as_tensor") else data
         return tensor.detach().cpu().numpy()
     return np.asarray(data)
+
+
+def cc3d_connectivity(ndim: int, connectivity: int | None) -> int:
+    """The ``connected-components-3d`` neighbourhood (4/8 in 2-D, 6/18/26 in 3-D) of a scipy-style ``connectivity``:
+    the rank of ``scipy.ndimage.generate_binary_structure`` (1 = face neighbours, ``ndim`` or None = full).
+
+    Raises:
+        ValueError: ``ndim`` is not 2 or 3, or ``connectivity`` is not in ``1..ndim``.
+    """
+    if ndim not in (2, 3):
+        raise ValueError(f"connected components need 2-D or 3-D spatial data, got {ndim} spatial dimensions.")
+    rank = ndim if connectivity is None else connectivity
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= ndim:
+        raise ValueError(
+            f"connectivity must be None (full) or 1..{ndim} (1 = face neighbours) for {ndim}-D data, got {rank!r}."
+        )
+    return {2: (4, 8), 3: (6, 18, 26)}[ndim][int(rank) - 1]
+
+
+def label_components(labels: Any, connectivity: int | None = None) -> tuple[np.ndarray, int]:
+    """Connected components of a 2-D or 3-D mask or class-index map, numbered ``1..n`` in raster order.
+
+    Voxels of the same non-zero value that touch (``connectivity``: 1 = face neighbours, None = full, as
+    ``scipy.ndimage.generate_binary_structure``) form one component; different values never join, so one call
+    labels every class of an index map (0 is background). ``connected-components-3d`` does the labelling: on a
+    512x512x150 volume it is 3.2x faster than ``scipy.ndimage.label`` for one binary mask and 22x faster for eight
+    classes (one pass against one ``label`` call per class on its bounding box; ``benchmarks/bench_objects.py``).
+
+    Returns:
+        ``(component labels, n)``: an unsigned integer array of the input's shape, and the number of components.
+    """
+    import cc3d
+
+    arr = np.asarray(labels)
+    neighbourhood = cc3d_connectivity(arr.ndim, connectivity)
+    if arr.dtype == bool:
+        arr = arr.view(np.uint8)
+    out, n = cc3d.connected_components(arr, connectivity=neighbourhood, return_N=True)
+    return out, int(n)
 
 
 def describe_source(source: Any) -> str:
