@@ -1,7 +1,7 @@
 """Ignite handlers: the metrics of :mod:`monai_imbalance.metrics` for evaluators (``IgniteMetricHandler``
-subclasses: OII, per-image confusion metrics, volumetric metrics), and what the bundles' training needs beside
-MONAI's own (crash-safe resumable checkpoints that keep the best model, the boundary-weight schedule, NaN stop,
-progress)."""
+subclasses: OII, per-image confusion metrics, volumetric metrics, per-object detection metrics), and what the
+bundles' training needs beside MONAI's own (crash-safe resumable checkpoints that keep the best model, the
+boundary-weight schedule, NaN stop, progress)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .checkpoint import (
     latest_checkpoint,
 )
 from .confusion import PerImageConfusionMatrix
+from .objects import ObjectMetricHandler
 from .oii import OutputImbalanceIndex
 from .progress import ProgressBar, ThroughputLogger
 from .terminate import TerminateOnNan

@@ -35,30 +35,11 @@ from monai_imbalance.metrics.volumetric import (
     write_volume_report,
 )
 
+from .utils import batch_item, first_occurrences
+from .utils import process_rank as _rank
+from .utils import world_size as _world_size
+
 __all__ = ["VolumetricMetrics", "first_occurrences"]
-
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def _world_size() -> int:
-    import ignite.distributed as idist
-
-    return idist.get_world_size()
-
-
-def first_occurrences(ids: Sequence[str]) -> list[int]:
-    """Indices of the first occurrence of each id (the cases a padded distributed sampler repeated, dropped)."""
-    seen: set[str] = set()
-    keep = []
-    for i, case in enumerate(ids):
-        if case not in seen:
-            seen.add(case)
-            keep.append(i)
-    return keep
 
 
 class VolumetricMetrics(IgniteMetricHandler):
@@ -125,19 +106,6 @@ class VolumetricMetrics(IgniteMetricHandler):
         self._batch = engine.state.batch
         super().iteration_completed(engine)
 
-    def _batch_item(self, index: int) -> dict[str, Any]:
-        batch = self._batch
-        if isinstance(batch, (list, tuple)) and index < len(batch) and isinstance(batch[index], dict):
-            return batch[index]
-        if isinstance(batch, dict):
-            item = {}
-            for key in (self.id_key, self.group_key):
-                if key is not None and key in batch:
-                    value = batch[key]
-                    item[key] = value[index] if isinstance(value, (list, tuple)) else value
-            return item
-        return {}
-
     @reinit__is_reduced
     def update(self, output: Sequence[Any]) -> None:
         if len(output) != 2:
@@ -148,7 +116,7 @@ class VolumetricMetrics(IgniteMetricHandler):
         for i, (pred, label) in enumerate(zip(preds, labels)):
             spacing = spacing_of(label) if self.use_spacing else None
             self.metric_fn(pred[None], label[None], spacing=[spacing])
-            item = self._batch_item(i)
+            item = batch_item(self._batch, i, (self.id_key, self.group_key))
             group = item.get(self.group_key) if self.group_key else None
             fallback = source_id(label, -1)
             if fallback == "-1":  # no id and no file name: unique per rank and position

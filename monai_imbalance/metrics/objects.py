@@ -85,6 +85,7 @@ __all__ = [
     "compute_object_metrics",
     "ObjectMetric",
     "flat_object_metrics",
+    "reduce_over_classes",
     "write_object_report",
 ]
 
@@ -431,11 +432,10 @@ def match_objects(
             exclusive = bool((y_b.sum(0) <= 1).all()) and bool((p_b.sum(0) <= 1).all())
             selected = [c for c in classes]
             if exclusive and 0 not in selected:
-                weights = torch.arange(channels, dtype=torch.float32, device=y_b.device).view(-1, *([1] * ndim))
-                to_index = (lambda x: (x.to(torch.float32) * weights).sum(0))
-                dtype = np.uint8 if channels <= 256 else np.uint16
-                pred = to_numpy(to_index(p_b)).astype(dtype)
-                true = to_numpy(to_index(y_b)).astype(dtype)
+                # at most one channel set per voxel: the argmax is the class (0 where none is set)
+                dtype = torch.uint8 if channels <= 256 else torch.int32
+                pred = to_numpy(torch.argmax(p_b, 0).to(dtype))
+                true = to_numpy(torch.argmax(y_b, 0).to(dtype))
                 maps.append((pred, true, np.arange(channels)))
             else:
                 for c in selected:
@@ -570,7 +570,9 @@ def compute_object_metrics(
     return summarize_object_rows(objects, cases, size_bins, physical=spacing is not None)
 
 
-def _reduce(values: dict[int, float], reduction: MetricReduction | str) -> torch.Tensor:
+def reduce_over_classes(values: Mapping[int, float], reduction: MetricReduction | str = "mean") -> torch.Tensor:
+    """Per-class values ``{class: value}`` reduced with MONAI's reduction names: ``"mean"``/``"sum"`` over the non-NaN
+    classes (NaN when none), ``"none"``/``"mean_batch"``/``"sum_batch"``: the per-class tensor in class order."""
     tensor = torch.tensor([values[c] for c in sorted(values)], dtype=torch.float64)
     reduction = MetricReduction(reduction)
     if reduction in (MetricReduction.NONE, MetricReduction.MEAN_BATCH, MetricReduction.SUM_BATCH):
@@ -705,7 +707,8 @@ class ObjectMetric(CumulativeIterationMetric):
     def aggregate(self, reduction: MetricReduction | str | None = None) -> torch.Tensor:
         """``metric_name`` per class, reduced over the classes (see the class docstring)."""
         summary = self.summary()
-        return _reduce({c: float(v[self.metric_name]) for c, v in summary.items()}, reduction or self.reduction)
+        values = {c: float(v[self.metric_name]) for c, v in summary.items()}
+        return reduce_over_classes(values, reduction or self.reduction)
 
 
 # --------------------------------------------------------------------------------------------------------- reports
