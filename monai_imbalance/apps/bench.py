@@ -54,6 +54,10 @@ METRIC_NAMES = {
     "val_recall": "recall",
     "val_accuracy": "accuracy",
     "val_oii": "OII",
+    "val_object_f1": "detection F1",
+    "val_instance_dice": "instance Dice",
+    "val_small_object_recall": "small-object recall",
+    "val_object_oii": "object OII",
 }
 
 
@@ -255,14 +259,15 @@ def read_evaluation(eval_dir: str | os.PathLike) -> dict[str, float]:
     """The metrics an evaluation wrote to ``eval_dir``: MONAI's ``metrics.csv`` (2-D bundles), or the volumetric
     report of the 3-D bundles (``volumetric_report.json``: the names the evaluator logs, ``val_mean_dice``,
     ``val_dice_RV_ED``, ..., plus ``val_empty_pred_<class>[_<group>]``, the cases with an empty prediction where
-    the truth is not empty)."""
+    the truth is not empty); with the per-object metrics of ``objects_summary.json`` (``val_object_f1``,
+    ``val_instance_dice``, ``val_small_object_recall``, ...) where the evaluation wrote one."""
     eval_dir = Path(eval_dir)
     summary = eval_dir / "metrics.csv"
+    report_path = eval_dir / "volumetric_report.json"
     if summary.is_file():
         with open(summary) as f:
-            return {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
-    report_path = eval_dir / "volumetric_report.json"
-    if report_path.is_file():
+            metrics = {row[0]: float(row[1]) for row in csv.reader(f) if len(row) >= 2}
+    elif report_path.is_file():
         from monai_imbalance.metrics.volumetric import flat_volume_metrics
 
         report = json.loads(report_path.read_text())
@@ -271,8 +276,13 @@ def read_evaluation(eval_dir: str | os.PathLike) -> dict[str, float]:
             tail = "" if group == "all" else f"_{group}"
             for name, count in entry.get("missed", {}).items():
                 metrics[f"val_empty_pred_{name}{tail}"] = float(count)
-        return metrics
-    raise RuntimeError(f"the evaluation wrote neither {summary} nor {report_path}")
+    else:
+        raise RuntimeError(f"the evaluation wrote neither {summary} nor {report_path}")
+    objects = eval_dir / "objects_summary.json"
+    if objects.is_file():
+        for name, value in json.loads(objects.read_text()).get("metrics", {}).items():
+            metrics.setdefault(name, math.nan if value is None else float(value))
+    return metrics
 
 
 def summarise_runs(runs: Sequence[BenchRun], level: float = 0.95) -> dict[str, dict[str, Any]]:
@@ -352,7 +362,7 @@ def write_paired_table(
 
 def _unscaled(metric: str) -> bool:
     """Metrics shown as they are, not in percent: OII, distances, counts."""
-    return any(k in metric for k in ("oii", "hd95", "empty_pred", "seconds"))
+    return any(k in metric for k in ("oii", "hd95", "empty_pred", "seconds", "fp_objects"))
 
 
 def _ordered_metrics(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -369,7 +379,7 @@ def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True
     def score(metric: str, mean: float) -> float:
         if "oii" in metric:
             return -abs(mean)
-        return -mean if ("hd95" in metric or "empty_pred" in metric) else mean
+        return -mean if any(k in metric for k in ("hd95", "empty_pred", "fp_objects")) else mean
 
     best = {}
     for m in metrics:

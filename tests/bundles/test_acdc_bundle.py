@@ -6,6 +6,7 @@ loss the docs list runs one iteration in-process; the HDF5 form trains and evalu
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -94,6 +95,25 @@ def test_evaluate_per_class_at_ed_and_es_and_infer_nifti(trained, data):
         for c, name in enumerate(CLASSES, start=1):
             assert float(row[f"dice_{name}"]) == pytest.approx(transunet_dice(labels, truth, c), abs=1e-5)
             assert int(row[f"fn_{name}"]) == np.logical_and(labels != c, truth == c).sum()
+    # per-object metrics of the same volumes: the evaluator's counts equal a direct call on the written predictions
+    from monai_imbalance.metrics import compute_object_metrics
+
+    objects = json.loads((root / "eval" / "objects_summary.json").read_text())
+    assert list(objects["classes"]) == list(CLASSES) and objects["cases"] == 2
+    expected = {c: [0, 0, 0] for c in range(1, len(CLASSES) + 1)}
+    for case in per_case:
+        source = data / "training" / "patient001" / f"{case}.nii.gz"
+        labels = np.asanyarray(nib.load(str(root / "eval" / "predictions" / f"{case}_pred.nii.gz")).dataobj)
+        truth = np.rint(nib.load(str(source).replace(".nii.gz", "_gt.nii.gz")).get_fdata())
+        direct = compute_object_metrics(torch.as_tensor(labels.astype(np.float32))[None, None],
+                                        torch.as_tensor(truth.astype(np.float32))[None, None], num_classes=4)
+        for c in expected:
+            expected[c] = [a + direct[c][k] for a, k in zip(expected[c], ("tp", "fp", "fn"))]
+    for c, name in enumerate(CLASSES, start=1):
+        got = objects["classes"][name]
+        assert [got["tp"], got["fp"], got["fn"]] == expected[c], name
+        assert got["size_unit"] == "physical"
+    assert "val_object_f1" in objects["metrics"] and f"val_instance_dice_{CLASSES[0]}" in objects["metrics"]
     out = root / "predictions"
     run_bundle(root, ("inference",), {"input_dir": str(data / "training" / "patient001"), "output_dir": str(out),
                                       "image_size": "[64, 64]", "num_workers": 0})

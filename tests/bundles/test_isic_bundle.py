@@ -54,6 +54,9 @@ def test_evaluate_on_the_test_folder_and_infer(trained, data):
     with open(root / "eval" / "val_recall_raw.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and all("ISIC_" in r["filename"] for r in rows)
+    assert {"val_object_f1", "val_instance_dice", "val_small_object_recall"} <= set(metrics)
+    with open(root / "eval" / "objects_table.csv") as f:
+        assert all(r["case"].startswith("ISIC_") and r["class"] == "lesion" for r in csv.DictReader(f))
     out = root / "predictions"
     run_bundle(root, ("inference",), {"dataset_dir": str(data), "output_dir": str(out), "image_size": "[64, 64]",
                                       "num_workers": 0, "output_ext": ".png", "output_postfix": "_segmentation"})

@@ -5,8 +5,10 @@ and every crop (plus the map-reading losses) for one epoch in-process."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,6 +94,18 @@ def test_evaluate_on_the_fold_and_on_clinicdb(trained, data):
         values = [float(r["mean"]) for r in rows]
         assert all(0 <= v <= 1 for v in values if not math.isnan(v))
         assert math.isclose(sum(values) / len(values), metrics[name], rel_tol=1e-4)
+    # per-object metrics beside them: the summary's counts are those of the per-object table
+    for name in ("val_object_f1", "val_object_precision", "val_object_recall", "val_instance_dice",
+                 "val_small_object_recall", "val_object_oii", "val_fp_objects"):
+        assert name in metrics, name
+    with open(root / "eval" / "objects_table.csv") as f:
+        table = list(csv.DictReader(f))
+    objects = json.loads((root / "eval" / "objects_summary.json").read_text())["classes"]["polyp"]
+    true_rows = [r for r in table if r["kind"] == "true"]
+    assert len(true_rows) == objects["true_objects"] and sum(r["matched"] == "1" for r in true_rows) == objects["tp"]
+    assert sum(r["kind"] == "pred" and r["matched"] == "0" for r in table) == objects["fp"] == metrics["val_fp_objects"]
+    assert {r["case"] for r in table} <= {Path(r["filename"]).name.split(".")[0] for r in
+                                          _raw_rows(root / "eval" / "val_mean_dice_raw.csv")}
     out = root / "clinicdb_eval"
     run_bundle(root, ("train", "evaluate"), {"dataset_dir": str(data["kvasir"]), "eval_dataset": "clinicdb",
                                              "eval_dataset_dir": str(data["clinicdb"]), "output_dir": str(out),

@@ -181,6 +181,13 @@ def test_evaluate_test_volumes_and_infer(trained, data):
             assert int(row[f"tp_{organ}"]) == np.logical_and(pred == c, truth == c).sum()
     report = json.loads((root / "eval" / "volumetric_report.json").read_text())
     assert report["empty_policy"] == "transunet" and report["oii_skipped"] is None
+    # per-object metrics of every organ, sizes in mm^3 where the volumes carry a spacing, with the cases named
+    objects = json.loads((root / "eval" / "objects_summary.json").read_text())
+    assert len(objects["classes"]) == len(ORGANS) and objects["cases"] == 2
+    unit = "physical" if all(r["spacing"] for r in per_case.values()) else "voxels"
+    assert all(v["size_unit"] == unit for v in objects["classes"].values())
+    with open(root / "eval" / "objects_table.csv") as f:
+        assert {r["case"] for r in csv.DictReader(f)} <= {"case0001", "case0002"}
     out = root / "predictions"
     run_bundle(root, ("inference",), {"dataset_dir": str(data), "output_dir": str(out), "image_size": "[64, 64]",
                                       "num_workers": 0})
