@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from monai_imbalance.transforms.utils import window_foreground_counts
-from monai_imbalance.utils import ensure_int_sequence, to_numpy, validate_label
+from monai_imbalance.utils import ensure_int_sequence, label_components, to_numpy, validate_label
 
 __all__ = [
     "class_frequency_weights",
@@ -152,15 +151,17 @@ def summarise_label(
     """
     arr = _as_spatial(validate_label(label, num_classes=num_classes, source=source), source)
     counts = np.bincount(arr.ravel(), minlength=num_classes or 0)
-    structure = ndimage.generate_binary_structure(arr.ndim, connectivity or arr.ndim)
+    # one connected-components pass labels every class (label_components never joins different values)
+    cc, n = label_components(arr, connectivity)
+    flat, values = cc.reshape(-1), arr.reshape(-1)
+    fg = np.flatnonzero(flat)
+    comp = flat[fg].astype(np.int64)
+    sizes = np.bincount(comp, minlength=n + 1)[1:].astype(np.int64)
+    comp_class = np.zeros(n + 1, np.int64)
+    comp_class[comp] = values[fg]
     components: dict[int, np.ndarray] = {}
-    # find_objects gives every class's bounding box in one pass, so each class is labelled on its box only
-    boxes = ndimage.find_objects(arr)
-    for value, box in enumerate(boxes, start=1):
-        if box is None:
-            continue
-        cc, n = ndimage.label(arr[box] == value, structure=structure)
-        components[value] = np.bincount(cc.ravel(), minlength=n + 1)[1:].astype(np.int64)
+    for value in np.unique(comp_class[1:]).tolist():
+        components[int(value)] = sizes[comp_class[1:] == value]
     share = None
     if roi_size is not None:
         roi = ensure_int_sequence(roi_size, arr.ndim, "roi_size")
@@ -261,6 +262,14 @@ class ImbalanceReport:
                 f"{row.name[:13]:<14}{row.pixels:>14,}{100 * row.fraction:>10.3g}{ratio:>10}"
                 f"{100 * row.absent_share:>10.3g}{quart:>24}{comps:>8}{size:>13}{weight:>9}"
             )
+        sized = [row for row in self.classes if row.index > 0 and row.components]
+        if sized:
+            lines += ["", "object sizes in pixels (voxels in 3-D), min / q1 / median / q3 / max (q1, median, q3: the "
+                      "default size bins of the per-object metrics, ObjectMetric(size_bins=...))"]
+            for row in sized:
+                q = row.component_size
+                lines.append(f"  {row.name[:13]:<14}" + " / ".join(f"{q[k]:.6g}" for k in
+                                                            ("min", "q1", "median", "q3", "max")))
         if self.mac:
             lines += ["", f"MAC (roi {self.mac['roi_size']}, stride {self.mac['stride']}): images with foreground "
                       "that have at least one window of share >= rho"]

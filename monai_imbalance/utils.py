@@ -74,6 +74,8 @@ def label_components(labels: Any, connectivity: int | None = None) -> tuple[np.n
     neighbourhood = cc3d_connectivity(arr.ndim, connectivity)
     if arr.dtype == bool:
         arr = arr.view(np.uint8)
+    if not arr.flags.writeable:  # cc3d's typed memoryviews refuse read-only buffers (memory maps, shared arrays)
+        arr = arr.copy()
     out, n = cc3d.connected_components(arr, connectivity=neighbourhood, return_N=True)
     return out, int(n)
 

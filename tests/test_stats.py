@@ -230,3 +230,22 @@ def test_one_colour_on_black_is_read_as_a_binary_mask_and_palette_masks_by_index
     grey_rgb = np.repeat((indices * 100)[..., None], 3, axis=-1)
     Image.fromarray(grey_rgb).save(tmp_path / "g.png")
     assert np.array_equal(load_label_file(tmp_path / "g.png", threshold=None), indices * 100)  # grey stored as RGB
+
+
+def test_report_prints_the_object_size_quartiles_the_object_metrics_bin_by():
+    from monai_imbalance.metrics import compute_object_metrics
+
+    label = np.zeros((2, 20, 20), np.int64)
+    label[0, 0, 0] = 1  # sizes 1 and 4 in image 0, 9 and 16 in image 1
+    label[0, 5:7, 5:7] = 1
+    label[1, 0:3, 0:3] = 1
+    label[1, 10:14, 10:14] = 1
+    stats = ImbalanceStatistics(num_classes=2)
+    for image in label:
+        stats.update(image)
+    report = stats.compute()
+    text = str(report)
+    # numpy's linear percentiles of (1, 4, 9, 16): 3.25, 6.5, 10.75
+    assert "object sizes in pixels" in text and "1 / 3.25 / 6.5 / 10.75 / 16" in text
+    y = torch.as_tensor(label[:, None], dtype=torch.float32)
+    assert compute_object_metrics(y, y)[1]["size_bins"] == [3.25, 6.5, 10.75]

@@ -16,6 +16,7 @@ from monai_imbalance.apps.bench import (
     confidence_interval,
     format_table,
     parse_setups,
+    read_evaluation,
     run_bench,
     summarise_runs,
 )
@@ -108,6 +109,17 @@ def test_unreadable_result_counts_as_not_done(tmp_path, damage):
     assert any(str(record) in line and "unreadable" in line and "again" in line for line in said), said
     assert json.loads(record.read_text())["status"] == "done"
 
+def test_read_evaluation_adds_the_object_metrics(tmp_path):
+    (tmp_path / "volumetric_report.json").write_text(json.dumps({"classes": ["RV"], "summary": {"all": {
+        "mean_dice": 0.5, "mean_iou": 0.4, "mean_hd95": 3.0, "dice": {"RV": 0.5}, "iou": {"RV": 0.4},
+        "hd95": {"RV": 3.0}}}}))
+    (tmp_path / "objects_summary.json").write_text(json.dumps({"metrics": {"val_object_f1": 0.25,
+                                                                           "val_small_object_recall": None}}))
+    metrics = read_evaluation(tmp_path)
+    assert metrics["val_object_f1"] == 0.25 and math.isnan(metrics["val_small_object_recall"])
+    assert metrics["val_mean_dice"] == 0.5
+
+
 def test_summarise_ignores_failed_runs():
     runs = [BenchRun("A", 0, "done", {"m": 1.0}), BenchRun("A", 1, "failed"), BenchRun("A", 2, "skipped", {"m": 3.0})]
     summary = summarise_runs(runs)
@@ -144,6 +156,11 @@ def test_bench_through_a_real_bundle_two_setups_two_folds(kvasir):
         run_dir = base / "out" / run.setup / f"fold{run.fold}"
         assert (run_dir / "models" / "model.pt").is_file() and (run_dir / "eval" / "metrics.csv").is_file()
         assert json.loads((run_dir / "result.json").read_text())["overrides"]["fold"] == str(run.fold)
+    # the per-object metrics reach the table under their display names
+    for key in ("val_object_f1", "val_instance_dice", "val_small_object_recall"):
+        assert len(summary["RC"][key]["values"]) == 2
+    header = format_table(summary).splitlines()[0]
+    assert "detection F1" in header and "instance Dice" in header and "small-object recall" in header
 
 
 def test_cli_bench_resumes_without_rerunning(kvasir, tmp_path):
