@@ -49,6 +49,15 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert result["metrics"] == pytest.approx(expected)
         assert len(result["curve"]) == 1  # one epoch
         assert (result["mac_rate"] is None) == (result["crop"] != "mac")
+        objects = result["objects"]  # the object counts of the final model beside the pixel counts
+        assert {"small_recall", "object_f1", "tp", "fp", "fn", "size_bins"} <= set(objects)
+        if objects["tp"] + objects["fp"] + objects["fn"]:
+            f1 = 2 * objects["tp"] / (2 * objects["tp"] + objects["fp"] + objects["fn"])
+            assert objects["object_f1"] == pytest.approx(f1)
+        if c["tp"] + c["fp"] == 0:  # nothing predicted: no object found either
+            assert objects["tp"] == 0 and objects["fp"] == 0
+    header = next(line for line in text.splitlines() if line.startswith("setup"))
+    assert header.split()[:4] == ["setup", "Dice", "small", "rec."]
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
