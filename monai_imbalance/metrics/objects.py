@@ -173,10 +173,10 @@ def _check_inputs(y_pred: torch.Tensor, y: torch.Tensor, num_classes: int | None
     if y_pred.shape != y.shape:
         raise ValueError(f"y_pred and y should have same shapes, got {tuple(y_pred.shape)} and {tuple(y.shape)} "
                          "(both one-hot (B, C, *spatial), or both class-index maps (B, 1, *spatial)).")
-    if y.is_floating_point() and not bool(torch.isfinite(y).all()):
-        raise ValueError("y (the ground truth) holds NaN or infinite values.")
     channels = y.shape[1]
     if channels == 1:
+        if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+            raise ValueError("y (the ground truth) holds NaN or infinite values.")
         classes = 2 if num_classes is None else int(num_classes)
         if classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background included), got {num_classes}.")
@@ -189,13 +189,49 @@ def _check_inputs(y_pred: torch.Tensor, y: torch.Tensor, num_classes: int | None
         return classes
     if num_classes is not None and int(num_classes) != channels:
         raise ValueError(f"num_classes={num_classes} but the one-hot inputs have {channels} channels.")
-    for name, x in (("y_pred", y_pred), ("y", y)):
-        values = x[torch.isfinite(x)] if x.is_floating_point() else x
-        if values.numel() and not bool(((values == 0) | (values == 1)).all()):
-            bad = values[(values != 0) & (values != 1)][:3].tolist()
-            raise ValueError(f"{name} must be binarised one-hot (values 0 and 1 only), got values such as {bad}; "
-                             "apply AsDiscrete(argmax=True, to_onehot=C) or AsDiscrete(threshold=0.5) first.")
-    return channels
+    return channels  # one-hot values are checked per case (_one_hot_index), in the pass that converts them
+
+
+def _not_binary(name: str, x: torch.Tensor) -> ValueError:
+    bad = x[(x != 0) & (x != 1)][:3].tolist()
+    return ValueError(f"{name} must be binarised one-hot (values 0 and 1 only), got values such as {bad}; apply "
+                      "AsDiscrete(argmax=True, to_onehot=C) or AsDiscrete(threshold=0.5) first.")
+
+
+def _one_hot_index(x: torch.Tensor, name: str) -> tuple[np.ndarray | None, bool]:
+    """One case's one-hot ``(C, *spatial)`` as a class-index map, checked in one pass over the channels.
+
+    A single product ``[1, c, c^2] @ x`` per voxel gives the channel sum ``s``, ``sum c x_c`` and ``sum c^2 x_c``: with
+    every value in ``[0, 1]``, a voxel is one-hot exactly when ``s`` is 0, or ``s`` is 1 and the weighted variance
+    ``sum c^2 x_c - (sum c x_c)^2`` is 0 (all of its mass on one channel); then ``sum c x_c`` is its class. The sums are
+    of small integers, exact in float32 on the CPU (float64 elsewhere, where matmul may round through TF32).
+
+    Returns:
+        ``(index map, True)`` for an exclusive one-hot; ``(None, True)`` for binary channels that overlap
+        (multi-label: matched one channel at a time); ``(None, False)`` when ``x`` holds NaN or inf.
+
+    Raises:
+        ValueError: a value other than 0 and 1.
+    """
+    channels = x.shape[0]
+    dtype = torch.float32 if x.device.type == "cpu" else torch.float64
+    flat = x.reshape(channels, -1).to(dtype)
+    c = torch.arange(channels, dtype=dtype, device=x.device)
+    total, index, square = (torch.stack([torch.ones_like(c), c, c * c]) @ flat).unbind(0)
+    if not bool(torch.isfinite(total).all()):
+        return None, False
+    lo, hi = torch.aminmax(flat)
+    if float(lo) < 0 or float(hi) > 1:
+        raise _not_binary(name, flat)
+    one = total == 1
+    if bool(((total == 0) | one).all()):
+        if not bool(torch.equal(square[one], index[one] * index[one])):
+            raise _not_binary(name, flat)
+        out = torch.uint8 if channels <= 256 else torch.int32
+        return to_numpy(index.to(out).reshape(x.shape[1:])), True
+    if not bool(((flat == 0) | (flat == 1)).all()):
+        raise _not_binary(name, flat)
+    return None, True
 
 
 # -------------------------------------------------------------------------------------------------------- matching
@@ -422,23 +458,26 @@ def match_objects(
         p_b, y_b = y_pred[b], y[b]
         case = first_case + b
         voxel = 1.0 if spacings[b] is None else float(np.prod(spacings[b]))
-        if p_b.is_floating_point() and not bool(torch.isfinite(p_b).all()):
+        p_index = y_index = None
+        finite = True
+        if one_hot:
+            y_index, y_finite = _one_hot_index(y_b, "y")
+            if not y_finite:
+                raise ValueError("y (the ground truth) holds NaN or infinite values.")
+            p_index, finite = _one_hot_index(p_b, "y_pred")
+        elif p_b.is_floating_point():
+            finite = bool(torch.isfinite(p_b).all())
+        if not finite:
             nan_rows = np.asarray([[rank, case, c, 1, 0, 0, math.nan, math.nan, math.nan] for c in classes], float)
             all_rows.append(np.zeros((0, len(OBJECT_FIELDS))))
             all_cases.append(nan_rows.reshape(-1, len(CASE_FIELDS)))
             continue
         maps = []
         if one_hot:
-            exclusive = bool((y_b.sum(0) <= 1).all()) and bool((p_b.sum(0) <= 1).all())
-            selected = [c for c in classes]
-            if exclusive and 0 not in selected:
-                # at most one channel set per voxel: the argmax is the class (0 where none is set)
-                dtype = torch.uint8 if channels <= 256 else torch.int32
-                pred = to_numpy(torch.argmax(p_b, 0).to(dtype))
-                true = to_numpy(torch.argmax(y_b, 0).to(dtype))
-                maps.append((pred, true, np.arange(channels)))
-            else:
-                for c in selected:
+            if p_index is not None and y_index is not None and 0 not in classes:
+                maps.append((p_index, y_index, np.arange(channels)))
+            else:  # overlapping channels, or the background as a class: one channel at a time
+                for c in classes:
                     maps.append((to_numpy(p_b[c] > 0).view(np.uint8), to_numpy(y_b[c] > 0).view(np.uint8),
                                  np.asarray([0, c])))
         else:

@@ -358,3 +358,26 @@ def test_bad_inputs_raise_clear_errors():
     metric(y, y, spacing=(1.0, 1.0))
     with pytest.raises(ValueError, match="some cases came with a spacing"):
         metric(y, y)
+
+
+def test_one_hot_checks_catch_every_non_binary_form():
+    y = torch.zeros(1, 3, 6, 6)
+    y[:, 0] = 1
+    soft = torch.softmax(torch.randn(1, 3, 6, 6), 1)  # sums to 1 per voxel, but not one-hot
+    for bad in (soft, y * 2, y - 1, y * 0.5):
+        with pytest.raises(ValueError, match="binarised one-hot"):
+            compute_object_metrics(bad, y)
+    two_channels = torch.zeros(1, 3, 6, 6)  # mass split over channels 0 and 2: sum 1, weighted variance 1
+    two_channels[:, 0], two_channels[:, 2] = 0.5, 0.5
+    with pytest.raises(ValueError, match="binarised one-hot"):
+        compute_object_metrics(two_channels, y)
+    multi = y.clone()
+    multi[0, 1, 0, 0] = 0.5  # an overlapping (multi-label) voxel with a non-binary value
+    multi[0, 2, 0, 0] = 1
+    with pytest.raises(ValueError, match="binarised one-hot"):
+        compute_object_metrics(multi, y)
+    nan_pred = y.clone()
+    nan_pred[0, 1, 2, 2] = float("nan")
+    assert compute_object_metrics(nan_pred, y)[1]["nan_cases"] == 1
+    with pytest.raises(ValueError, match="ground truth"):
+        compute_object_metrics(y, nan_pred)
