@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from ignite.metrics.metric import reinit__is_reduced
-from monai.handlers import IgniteMetricHandler, from_engine
+from monai.handlers import from_engine
 from monai.utils import string_list_all_gather
 
 from monai_imbalance.metrics.objects import (
@@ -37,14 +36,13 @@ from monai_imbalance.metrics.objects import (
     reduce_over_classes,
     write_object_report,
 )
-from monai_imbalance.metrics.volumetric import source_id
 
-from .utils import batch_item, first_occurrences, process_rank, world_size
+from .utils import PerCaseMetricHandler, first_occurrences, process_rank, world_size
 
 __all__ = ["ObjectMetricHandler"]
 
 
-class ObjectMetricHandler(IgniteMetricHandler):
+class ObjectMetricHandler(PerCaseMetricHandler):
     """Per-object detection metrics (:class:`~monai_imbalance.metrics.ObjectMetric`) as an evaluator metric.
 
     Args:
@@ -99,7 +97,6 @@ class ObjectMetricHandler(IgniteMetricHandler):
         self.summary: dict[int, dict[str, Any]] | None = None
         self.metrics: dict[str, float] = {}
         self._records: list[str] = []
-        self._batch: Any = None
         self._case_ids: list[str] = []
         self._objects: torch.Tensor | None = None
         self.logger = logging.getLogger(__name__)
@@ -112,30 +109,8 @@ class ObjectMetricHandler(IgniteMetricHandler):
             return {first + i: str(n) for i, n in enumerate(self.class_names)}
         return {c: f"class_{c}" for c in classes}
 
-    @reinit__is_reduced
-    def reset(self) -> None:
-        super().reset()
-        self._records = []
-
-    def iteration_completed(self, engine: Any) -> None:
-        self._batch = engine.state.batch
-        super().iteration_completed(engine)
-
-    @reinit__is_reduced
-    def update(self, output: Sequence[Any]) -> None:
-        if len(output) != 2:
-            raise ValueError(f"output must have length 2 (pred, label), got {len(output)}.")
-        y_pred, y = output
-        preds = list(y_pred) if not isinstance(y_pred, (list, tuple)) else y_pred
-        labels = list(y) if not isinstance(y, (list, tuple)) else y
-        for i, (pred, label) in enumerate(zip(preds, labels)):
-            self.metric_fn(pred[None], label[None])
-            item = batch_item(self._batch, i, (self.id_key,))
-            fallback = source_id(label, -1)
-            if fallback == "-1":  # no id and no file name: unique per rank and position
-                fallback = f"rank{process_rank()}_{len(self._records)}"
-            self._records.append(json.dumps({"id": str(item.get(self.id_key) or fallback), "rank": process_rank(),
-                                             "case": len(self._records)}))
+    def _case_fields(self, item: dict[str, Any], label: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"rank": process_rank(), "case": len(self._records)}
 
     def compute(self) -> Any:
         records = [json.loads(r) for r in string_list_all_gather(self._records)]

@@ -1,12 +1,17 @@
 """What the evaluation handlers that name their cases share: the process rank and world size, the items of a batch,
-and the cases a padded distributed sampler repeated."""
+the cases a padded distributed sampler repeated, and :class:`PerCaseMetricHandler`, which feeds its metric one case
+at a time and records each case's name."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["process_rank", "world_size", "first_occurrences", "batch_item"]
+from ignite.metrics.metric import reinit__is_reduced
+from monai.handlers import IgniteMetricHandler
+
+__all__ = ["process_rank", "world_size", "first_occurrences", "batch_item", "PerCaseMetricHandler"]
 
 
 def process_rank() -> int:
@@ -47,3 +52,52 @@ def batch_item(batch: Any, index: int, keys: Sequence[str | None]) -> dict[str, 
                 item[key] = value[index] if isinstance(value, (list, tuple)) else value
         return item
     return {}
+
+
+class PerCaseMetricHandler(IgniteMetricHandler):
+    """An ``IgniteMetricHandler`` that calls its metric once per case (``metric_fn(pred[None], label[None],
+    **case_kwargs)``) and keeps one JSON record per case in ``self._records`` (gathered with
+    ``monai.utils.string_list_all_gather`` in ``compute``): ``{"id": ...}`` plus :meth:`_case_fields`. The id is the
+    batch's ``id_key``, else the label's file name, else ``rank<r>_<position>`` (unique per rank).
+
+    Subclasses set ``self.id_key`` and override :meth:`_case_kwargs` / :meth:`_case_fields` and ``compute``.
+    """
+
+    id_key: str = "id"
+    record_keys: tuple[str | None, ...] = ()
+
+    def _case_kwargs(self, label: Any) -> dict[str, Any]:
+        """Extra keyword arguments of the metric call for one case."""
+        return {}
+
+    def _case_fields(self, item: dict[str, Any], label: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Extra fields of one case's record (``item``: its values of ``id_key`` and ``record_keys``)."""
+        return {}
+
+    @reinit__is_reduced
+    def reset(self) -> None:
+        super().reset()
+        self._records: list[str] = []
+
+    def iteration_completed(self, engine: Any) -> None:
+        self._batch = engine.state.batch
+        super().iteration_completed(engine)
+
+    @reinit__is_reduced
+    def update(self, output: Sequence[Any]) -> None:
+        from monai_imbalance.metrics.volumetric import source_id
+
+        if len(output) != 2:
+            raise ValueError(f"output must have length 2 (pred, label), got {len(output)}.")
+        y_pred, y = output
+        preds = list(y_pred) if not isinstance(y_pred, (list, tuple)) else y_pred
+        labels = list(y) if not isinstance(y, (list, tuple)) else y
+        for i, (pred, label) in enumerate(zip(preds, labels)):
+            kwargs = self._case_kwargs(label)
+            self.metric_fn(pred[None], label[None], **kwargs)
+            item = batch_item(getattr(self, "_batch", None), i, (self.id_key, *self.record_keys))
+            fallback = source_id(label, -1)
+            if fallback == "-1":  # no id and no file name: unique per rank and position
+                fallback = f"rank{process_rank()}_{len(self._records)}"
+            record = {"id": str(item.get(self.id_key) or fallback), **self._case_fields(item, label, kwargs)}
+            self._records.append(json.dumps(record))

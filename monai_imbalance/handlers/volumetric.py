@@ -22,27 +22,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ignite.metrics.metric import reinit__is_reduced
-from monai.handlers import IgniteMetricHandler, from_engine
+from monai.handlers import from_engine
 from monai.utils import string_list_all_gather
 
 from monai_imbalance.metrics.volumetric import (
     VolumetricSegmentationMetric,
     flat_volume_metrics,
-    source_id,
     spacing_of,
     summarize_volume_metrics,
     write_volume_report,
 )
 
-from .utils import batch_item, first_occurrences
+from .utils import PerCaseMetricHandler, first_occurrences
 from .utils import process_rank as _rank
 from .utils import world_size as _world_size
 
 __all__ = ["VolumetricMetrics", "first_occurrences"]
 
 
-class VolumetricMetrics(IgniteMetricHandler):
+class VolumetricMetrics(PerCaseMetricHandler):
     """Volumetric Dice, HD95 and OII per case and class, as an evaluator metric.
 
     Args:
@@ -92,38 +90,17 @@ class VolumetricMetrics(IgniteMetricHandler):
         self.file_prefix = file_prefix
         self.metric_prefix = metric_prefix
         self.use_spacing = use_spacing
+        self.record_keys = (group_key,)
         self.report: dict[str, Any] | None = None
         self._records: list[str] = []
-        self._batch: Any = None
         self.logger = logging.getLogger(__name__)
 
-    @reinit__is_reduced
-    def reset(self) -> None:
-        super().reset()
-        self._records = []
+    def _case_kwargs(self, label: Any) -> dict[str, Any]:
+        return {"spacing": [spacing_of(label) if self.use_spacing else None]}
 
-    def iteration_completed(self, engine: Any) -> None:
-        self._batch = engine.state.batch
-        super().iteration_completed(engine)
-
-    @reinit__is_reduced
-    def update(self, output: Sequence[Any]) -> None:
-        if len(output) != 2:
-            raise ValueError(f"output must have length 2 (pred, label), got {len(output)}.")
-        y_pred, y = output
-        preds = list(y_pred) if not isinstance(y_pred, (list, tuple)) else y_pred
-        labels = list(y) if not isinstance(y, (list, tuple)) else y
-        for i, (pred, label) in enumerate(zip(preds, labels)):
-            spacing = spacing_of(label) if self.use_spacing else None
-            self.metric_fn(pred[None], label[None], spacing=[spacing])
-            item = batch_item(self._batch, i, (self.id_key, self.group_key))
-            group = item.get(self.group_key) if self.group_key else None
-            fallback = source_id(label, -1)
-            if fallback == "-1":  # no id and no file name: unique per rank and position
-                fallback = f"rank{_rank()}_{len(self._records)}"
-            record = {"id": str(item.get(self.id_key) or fallback),
-                      "group": None if group is None else str(group), "spacing": spacing}
-            self._records.append(json.dumps(record))
+    def _case_fields(self, item: dict[str, Any], label: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        group = item.get(self.group_key) if self.group_key else None
+        return {"group": None if group is None else str(group), "spacing": kwargs["spacing"][0]}
 
     def compute(self) -> Any:
         records = [json.loads(r) for r in string_list_all_gather(self._records)]

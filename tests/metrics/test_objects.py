@@ -381,3 +381,16 @@ def test_one_hot_checks_catch_every_non_binary_form():
     assert compute_object_metrics(nan_pred, y)[1]["nan_cases"] == 1
     with pytest.raises(ValueError, match="ground truth"):
         compute_object_metrics(y, nan_pred)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_inputs_give_the_cpu_result():
+    rng = np.random.default_rng(5)
+    index = torch.as_tensor(rng.integers(0, 3, size=(2, 16, 16, 8)))
+    pred = torch.as_tensor(rng.integers(0, 3, size=(2, 16, 16, 8)))
+    y = torch.nn.functional.one_hot(index, 3).movedim(-1, 1).float()
+    p = torch.nn.functional.one_hot(pred, 3).movedim(-1, 1).float()
+    cpu = compute_object_metrics(p, y)
+    gpu = compute_object_metrics(p.cuda(), y.cuda())
+    for c in (1, 2):
+        assert {k: cpu[c][k] for k in ("tp", "fp", "fn")} == {k: gpu[c][k] for k in ("tp", "fp", "fn")}
