@@ -229,6 +229,17 @@ class ImbalanceReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def object_size_bins(self) -> dict[int, list[float]]:
+        """``{class: [q1, median, q3]}`` of the connected-component sizes (pixels or voxels) of each foreground
+        class with components: the ``size_bins`` of :class:`~monai_imbalance.metrics.ObjectMetric` that judge every
+        method on this dataset's object-size quartiles (duplicates merged)."""
+        bins = {}
+        for row in self.classes:
+            if row.index > 0 and row.components:
+                q = row.component_size
+                bins[row.index] = sorted({float(q["q1"]), float(q["median"]), float(q["q3"])})
+        return bins
+
     def to_json(self, path: str | os.PathLike | None = None, indent: int = 2) -> str:
         """The report as JSON text; written to ``path`` too when given."""
         text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)

@@ -249,3 +249,8 @@ def test_report_prints_the_object_size_quartiles_the_object_metrics_bin_by():
     assert "object sizes in pixels" in text and "1 / 3.25 / 6.5 / 10.75 / 16" in text
     y = torch.as_tensor(label[:, None], dtype=torch.float32)
     assert compute_object_metrics(y, y)[1]["size_bins"] == [3.25, 6.5, 10.75]
+    assert report.object_size_bins() == {1: [3.25, 6.5, 10.75]}
+    pred = y.clone()
+    pred[0, 0, 0, 0] = 0  # the one-pixel object missed: the smallest bin (<= 3.25) holds it alone
+    r = compute_object_metrics(pred, y, size_bins=report.object_size_bins())[1]
+    assert r["bin_objects"] == [1, 1, 1, 1] and r["small_recall"] == 0.0
