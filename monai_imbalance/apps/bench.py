@@ -44,16 +44,19 @@ __all__ = [
     "write_paired_table",
     "bundle_alpha_evaluator",
     "METRIC_NAMES",
+    "plot_metrics",
 ]
 
 #: display names of the bundles' metric keys, in the papers' column order; other metrics follow by name
 METRIC_NAMES = {
     "val_mean_dice": "Dice",
     "val_iou": "IoU",
+    "val_mean_iou": "IoU",
     "val_precision": "precision",
     "val_recall": "recall",
     "val_accuracy": "accuracy",
     "val_oii": "OII",
+    "val_mean_oii": "OII",
     "val_object_f1": "detection F1",
     "val_instance_dice": "instance Dice",
     "val_small_object_recall": "small-object recall",
@@ -409,13 +412,20 @@ def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in [header, *rows])
 
 
+def plot_metrics(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The metrics ``bench.png`` shows: the headline ones of :data:`METRIC_NAMES` (scores in [0, 1], OIIs in
+    [-1, 1]: one axis), in table order; every metric when none of them is there. ``table.md`` has them all."""
+    ordered = _ordered_metrics(summary)
+    return [m for m in ordered if m in METRIC_NAMES] or ordered
+
+
 def _plot(summary: Mapping[str, Mapping[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = _ordered_metrics(summary)
+    metrics = plot_metrics(summary)
     setups = list(summary)
     fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(metrics) * max(1, len(setups)) / 3), 4))
     width = 0.8 / max(len(setups), 1)
@@ -425,7 +435,7 @@ def _plot(summary: Mapping[str, Mapping[str, Any]], path: Path) -> None:
         ax.bar(np.arange(len(metrics)) + i * width, means, width,
                yerr=[0 if not math.isfinite(c) else c for c in cis], capsize=3, label=setup)
     ax.set_xticks(np.arange(len(metrics)) + width * (len(setups) - 1) / 2)
-    ax.set_xticklabels([METRIC_NAMES.get(m, m) for m in metrics])
+    ax.set_xticklabels([METRIC_NAMES.get(m, m) for m in metrics], rotation=25, ha="right")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set_ylabel("mean over folds (95% CI)")
     ax.legend(fontsize=8)

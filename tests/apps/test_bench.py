@@ -16,6 +16,7 @@ from monai_imbalance.apps.bench import (
     confidence_interval,
     format_table,
     parse_setups,
+    plot_metrics,
     read_evaluation,
     run_bench,
     summarise_runs,
@@ -118,6 +119,9 @@ def test_read_evaluation_adds_the_object_metrics(tmp_path):
     metrics = read_evaluation(tmp_path)
     assert metrics["val_object_f1"] == 0.25 and math.isnan(metrics["val_small_object_recall"])
     assert metrics["val_mean_dice"] == 0.5
+    summary = summarise_runs([BenchRun("a", None, "done", metrics=metrics)])
+    # the plot keeps one axis: headline scores and OIIs, not per-class values or pixel distances
+    assert plot_metrics(summary) == ["val_mean_dice", "val_mean_iou", "val_object_f1", "val_small_object_recall"]
 
 
 def test_summarise_ignores_failed_runs():
