@@ -716,6 +716,8 @@ class ObjectMetric(CumulativeIterationMetric):
             from .volumetric import spacing_of
 
             spacing = spacing_of(y)
+            if spacing is not None:  # a MetaTensor's affine is 4x4 for 2-D images too: its first ndim spacings
+                spacing = spacing[: y.ndim - 2]
         physical = spacing is not None
         if self._physical is not None and physical != self._physical:
             raise ValueError("some cases came with a spacing and some without: object sizes would mix voxels and "

@@ -119,6 +119,13 @@ def test_spacing_physical_sizes_and_metatensor():
     metric = ObjectMetric(use_spacing=True, size_bins=[1.0])
     metric([meta], [meta])
     assert metric.summary()[1]["bin_objects"] == [1, 1]
+    # 2-D MetaTensor (a 4x4 affine, as MONAI gives every image): the first two spacings
+    flat = np.zeros((6, 6))
+    flat[0:2, 0:2] = 1
+    meta2d = MetaTensor(_t(flat)[0], affine=torch.diag(torch.tensor([0.5, 0.25, 1.0, 1.0], dtype=torch.float64)))
+    metric = ObjectMetric(use_spacing=True)
+    metric([meta2d], [meta2d])
+    assert metric.rows()[0][0, 6].item() == pytest.approx(4 * 0.125)
     with pytest.raises(ValueError, match="spacing has 2 values"):
         compute_object_metrics(_t(truth), _t(truth), spacing=(1.0, 1.0))
 
