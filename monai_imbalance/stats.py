@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from monai_imbalance.transforms.utils import window_foreground_counts
-from monai_imbalance.utils import ensure_int_sequence, label_components, to_numpy, validate_label
+from monai_imbalance.utils import component_values, ensure_int_sequence, label_components, to_numpy, validate_label
 
 __all__ = [
     "class_frequency_weights",
@@ -153,15 +153,11 @@ def summarise_label(
     counts = np.bincount(arr.ravel(), minlength=num_classes or 0)
     # one connected-components pass labels every class (label_components never joins different values)
     cc, n = label_components(arr, connectivity)
-    flat, values = cc.reshape(-1), arr.reshape(-1)
-    fg = np.flatnonzero(flat)
-    comp = flat[fg].astype(np.int64)
-    sizes = np.bincount(comp, minlength=n + 1)[1:].astype(np.int64)
-    comp_class = np.zeros(n + 1, np.int64)
-    comp_class[comp] = values[fg]
+    _, _, sizes, comp_class = component_values(cc, n, arr)
+    sizes, comp_class = sizes[1:].astype(np.int64), comp_class[1:]
     components: dict[int, np.ndarray] = {}
-    for value in np.unique(comp_class[1:]).tolist():
-        components[int(value)] = sizes[comp_class[1:] == value]
+    for value in np.unique(comp_class).tolist():
+        components[int(value)] = sizes[comp_class == value]
     share = None
     if roi_size is not None:
         roi = ensure_int_sequence(roi_size, arr.ndim, "roi_size")

@@ -20,7 +20,7 @@ from monai.utils import ensure_tuple_rep
 __all__ = [
     "to_numpy", "validate_label", "describe_source", "ensure_int_sequence", "whole_number_arg",
     "non_integer_label_message", "smallest_uint_dtype", "moved_names", "atomic_write", "label_components",
-    "cc3d_connectivity",
+    "cc3d_connectivity", "component_values",
 ]
 
 #: elements compared at a time when checking that a converted label kept its values (no full-size temporary)
@@ -62,8 +62,8 @@ def label_components(labels: Any, connectivity: int | None = None) -> tuple[np.n
     Voxels of the same non-zero value that touch (``connectivity``: 1 = face neighbours, None = full, as
     ``scipy.ndimage.generate_binary_structure``) form one component; different values never join, so one call
     labels every class of an index map (0 is background). ``connected-components-3d`` does the labelling: on a
-    512x512x150 volume it is 3.2x faster than ``scipy.ndimage.label`` for one binary mask and 22x faster for eight
-    classes (one pass against one ``label`` call per class on its bounding box; ``benchmarks/bench_objects.py``).
+    512x512x150 volume it measured 3.1x faster than ``scipy.ndimage.label`` for one binary mask and 24.7x faster for
+    eight classes (one pass against one ``label`` call per class on its bounding box; ``benchmarks/bench_objects.py``).
 
     Returns:
         ``(component labels, n)``: an unsigned integer array of the input's shape, and the number of components.
@@ -78,6 +78,19 @@ def label_components(labels: Any, connectivity: int | None = None) -> tuple[np.n
         arr = arr.copy()
     out, n = cc3d.connected_components(arr, connectivity=neighbourhood, return_N=True)
     return out, int(n)
+
+
+def component_values(components: np.ndarray, n: int, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """What one pass over :func:`label_components`' output gives: ``(index, labels, sizes, value_of)``, the flat
+    indices of the labelled voxels, their component labels (int64), the voxel count of each component (``n + 1``
+    entries, 0 for the background) and the value of ``values`` (the labelled map) each component holds."""
+    flat = components.reshape(-1)
+    index = np.flatnonzero(flat)
+    labels = flat[index].astype(np.int64)
+    sizes = np.bincount(labels, minlength=n + 1)
+    value_of = np.zeros(n + 1, np.int64)
+    value_of[labels] = values.reshape(-1)[index]
+    return index, labels, sizes, value_of
 
 
 def describe_source(source: Any) -> str:

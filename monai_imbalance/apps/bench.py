@@ -363,9 +363,13 @@ def write_paired_table(
     return path
 
 
+#: parts of metric names where lower is better (distances, counts of failures)
+_LOWER_IS_BETTER = ("hd95", "empty_pred", "fp_objects")
+
+
 def _unscaled(metric: str) -> bool:
     """Metrics shown as they are, not in percent: OII, distances, counts."""
-    return any(k in metric for k in ("oii", "hd95", "empty_pred", "seconds", "fp_objects"))
+    return any(k in metric for k in ("oii", "seconds", *_LOWER_IS_BETTER))
 
 
 def _ordered_metrics(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -382,7 +386,7 @@ def format_table(summary: Mapping[str, Mapping[str, Any]], markdown: bool = True
     def score(metric: str, mean: float) -> float:
         if "oii" in metric:
             return -abs(mean)
-        return -mean if any(k in metric for k in ("hd95", "empty_pred", "fp_objects")) else mean
+        return -mean if any(k in metric for k in _LOWER_IS_BETTER) else mean
 
     best = {}
     for m in metrics:

@@ -198,32 +198,34 @@ def _make_data(s: DemoSettings) -> tuple[list[dict], list[dict]]:
     return data[: s.num_train], data[s.num_train:]
 
 
-def _evaluate(network: torch.nn.Module, val: list[dict], device: torch.device) -> tuple[dict[str, float], dict]:
+def _predict(network: torch.nn.Module, val: list[dict], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Foreground masks ``(N, 1, H, W)`` predicted for the validation set, and the true ones."""
     network.eval()
-    tp = fp = fn = tn = 0
     with torch.no_grad():
         images = torch.as_tensor(np.stack([d["image"] for d in val])).to(device)
         labels = torch.as_tensor(np.stack([d["label"] for d in val])).to(device) > 0
         pred = network(images).argmax(1, keepdim=True) > 0
-        tp = int((pred & labels).sum())
-        fp = int((pred & ~labels).sum())
-        fn = int((~pred & labels).sum())
-        tn = int((~pred & ~labels).sum())
     network.train()
+    return pred, labels
+
+
+def _pixel_metrics(pred: torch.Tensor, labels: torch.Tensor) -> tuple[dict[str, float], dict]:
+    tp = int((pred & labels).sum())
+    fp = int((pred & ~labels).sum())
+    fn = int((~pred & labels).sum())
+    tn = int((~pred & ~labels).sum())
     return pooled_metrics(tp, fp, fn, tn), {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def _object_metrics(network: torch.nn.Module, val: list[dict], device: torch.device) -> dict[str, Any]:
+def _evaluate(network: torch.nn.Module, val: list[dict], device: torch.device) -> tuple[dict[str, float], dict]:
+    return _pixel_metrics(*_predict(network, val, device))
+
+
+def _object_metrics(pred: torch.Tensor, labels: torch.Tensor) -> dict[str, Any]:
     """Per-object metrics of the validation set (bins: the quartiles of its true objects' sizes, the same for every
     setup since they come from the truth); NaN values as None, for JSON."""
     from monai_imbalance.metrics import compute_object_metrics
 
-    network.eval()
-    with torch.no_grad():
-        images = torch.as_tensor(np.stack([d["image"] for d in val])).to(device)
-        labels = torch.as_tensor(np.stack([d["label"] for d in val])) > 0
-        pred = network(images).argmax(1, keepdim=True).cpu() > 0
-    network.train()
     r = compute_object_metrics(pred.float(), labels.float())[1]
     keep = ("small_recall", "object_f1", "tp", "fp", "fn", "instance_dice", "oii", "size_bins")
     values = {**r, "object_f1": r["f1"]}
@@ -290,8 +292,9 @@ def _train_setup(
     trainer.run()
     bar.close()
     result.seconds = time.perf_counter() - start
-    result.metrics, result.counts = _evaluate(network, val, device)
-    result.objects = _object_metrics(network, val, device)
+    pred, labels = _predict(network, val, device)  # the final model's masks, judged on pixels and on objects
+    result.metrics, result.counts = _pixel_metrics(pred, labels)
+    result.objects = _object_metrics(pred, labels)
     if crop == "mac" and kinds:
         result.mac_rate = kinds.count("mac") / len(kinds)
     return result, network

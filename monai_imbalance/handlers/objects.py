@@ -96,7 +96,6 @@ class ObjectMetricHandler(PerCaseMetricHandler):
         self.metric_prefix = metric_prefix
         self.summary: dict[int, dict[str, Any]] | None = None
         self.metrics: dict[str, float] = {}
-        self._records: list[str] = []
         self._case_ids: list[str] = []
         self._objects: torch.Tensor | None = None
         self.logger = logging.getLogger(__name__)
@@ -115,9 +114,7 @@ class ObjectMetricHandler(PerCaseMetricHandler):
     def compute(self) -> Any:
         records = [json.loads(r) for r in string_list_all_gather(self._records)]
         objects, cases = self.metric_fn.rows()
-        key_of = {(r["rank"], r["case"]): r["id"] for r in records}
-        ids = [r["id"] for r in records]
-        keep = first_occurrences(ids) if world_size() > 1 else list(range(len(records)))
+        keep = first_occurrences([r["id"] for r in records]) if world_size() > 1 else list(range(len(records)))
         position = {(records[i]["rank"], records[i]["case"]): n for n, i in enumerate(keep)}
 
         def renumber(rows: torch.Tensor, fields: Sequence[str]) -> torch.Tensor:
@@ -129,7 +126,7 @@ class ObjectMetricHandler(PerCaseMetricHandler):
             return rows[index >= 0]
 
         objects, cases = renumber(objects, OBJECT_FIELDS), renumber(cases, CASE_FIELDS)
-        self._case_ids = [key_of[(records[i]["rank"], records[i]["case"])] for i in keep]
+        self._case_ids = [records[i]["id"] for i in keep]
         self._objects = objects
         self.summary = self.metric_fn.summary(objects, cases)
         self._is_reduced = True

@@ -11,6 +11,8 @@ from typing import Any
 from ignite.metrics.metric import reinit__is_reduced
 from monai.handlers import IgniteMetricHandler
 
+from monai_imbalance.metrics.volumetric import source_id
+
 __all__ = ["process_rank", "world_size", "first_occurrences", "batch_item", "PerCaseMetricHandler"]
 
 
@@ -75,9 +77,10 @@ class PerCaseMetricHandler(IgniteMetricHandler):
         return {}
 
     @reinit__is_reduced
-    def reset(self) -> None:
+    def reset(self) -> None:  # also run by ignite's Metric.__init__: the records exist from construction on
         super().reset()
         self._records: list[str] = []
+        self._batch: Any = None
 
     def iteration_completed(self, engine: Any) -> None:
         self._batch = engine.state.batch
@@ -85,8 +88,6 @@ class PerCaseMetricHandler(IgniteMetricHandler):
 
     @reinit__is_reduced
     def update(self, output: Sequence[Any]) -> None:
-        from monai_imbalance.metrics.volumetric import source_id
-
         if len(output) != 2:
             raise ValueError(f"output must have length 2 (pred, label), got {len(output)}.")
         y_pred, y = output
@@ -95,7 +96,7 @@ class PerCaseMetricHandler(IgniteMetricHandler):
         for i, (pred, label) in enumerate(zip(preds, labels)):
             kwargs = self._case_kwargs(label)
             self.metric_fn(pred[None], label[None], **kwargs)
-            item = batch_item(getattr(self, "_batch", None), i, (self.id_key, *self.record_keys))
+            item = batch_item(self._batch, i, (self.id_key, *self.record_keys))
             fallback = source_id(label, -1)
             if fallback == "-1":  # no id and no file name: unique per rank and position
                 fallback = f"rank{process_rank()}_{len(self._records)}"

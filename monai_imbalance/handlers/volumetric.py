@@ -92,7 +92,6 @@ class VolumetricMetrics(PerCaseMetricHandler):
         self.use_spacing = use_spacing
         self.record_keys = (group_key,)
         self.report: dict[str, Any] | None = None
-        self._records: list[str] = []
         self.logger = logging.getLogger(__name__)
 
     def _case_kwargs(self, label: Any) -> dict[str, Any]:

@@ -70,7 +70,14 @@ import torch
 from monai.metrics import CumulativeIterationMetric
 from monai.utils import MetricReduction
 
-from monai_imbalance.utils import atomic_write, label_components, to_numpy
+from monai_imbalance.utils import (
+    atomic_write,
+    component_values,
+    label_components,
+    smallest_uint_dtype,
+    to_numpy,
+    validate_label,
+)
 
 from .oii import compute_oii
 
@@ -137,7 +144,7 @@ def _per_case_spacing(spacing: Any, batch: int, ndim: int) -> list[np.ndarray | 
         return [None] * batch
     if isinstance(spacing, (list, tuple)) and len(spacing) == batch and all(
         s is None or np.ndim(to_numpy(s)) == 1 for s in spacing
-    ) and not all(isinstance(s, (int, float)) for s in spacing):
+    ):
         return [_check_spacing(s, ndim) for s in spacing]
     values = np.asarray(to_numpy(spacing), dtype=np.float64)
     if values.ndim == 2 and values.shape[0] == batch:
@@ -146,21 +153,19 @@ def _per_case_spacing(spacing: Any, batch: int, ndim: int) -> list[np.ndarray | 
     return [one] * batch
 
 
-def _index_values(x: torch.Tensor, name: str, num_classes: int) -> None:
-    """Check that a single-channel input holds class indices ``0..num_classes-1``."""
-    lo, hi = float(x.min()), float(x.max())
-    if x.is_floating_point() and not bool(torch.equal(x, torch.round(x))):
-        raise ValueError(f"{name} has a single channel, read as a class-index map, but holds non-integer values; "
-                         "binarise it first (AsDiscrete(threshold=0.5)).")
-    if lo < 0:
-        raise ValueError(f"{name} holds negative values (min {lo:g}); class indices are >= 0.")
+def _index_map(x: torch.Tensor, name: str, num_classes: int) -> np.ndarray:
+    """One case's single-channel class-index map ``(*spatial)``, checked (:func:`~monai_imbalance.utils.validate_label`:
+    NaN, non-integer and negative values) and bounded by ``num_classes``, as the smallest unsigned integer array."""
+    arr = validate_label(x, name=name)
+    hi = int(arr.max())
     if hi >= num_classes:
         if num_classes == 2:
-            raise ValueError(f"{name} holds class {hi:g}, but a single-channel input is binary (values 0 and 1) "
-                             f"unless num_classes is given: pass num_classes={int(hi) + 1} (or more) to evaluate "
+            raise ValueError(f"{name} holds class {hi}, but a single-channel input is binary (values 0 and 1) "
+                             f"unless num_classes is given: pass num_classes={hi + 1} (or more) to evaluate "
                              "a class-index map, or one-hot inputs (B, C, *spatial).")
-        raise ValueError(f"{name} holds class {hi:g}, but num_classes={num_classes} (valid values "
+        raise ValueError(f"{name} holds class {hi}, but num_classes={num_classes} (valid values "
                          f"0..{num_classes - 1}).")
+    return arr.astype(smallest_uint_dtype(num_classes - 1), copy=False)
 
 
 def _check_inputs(y_pred: torch.Tensor, y: torch.Tensor, num_classes: int | None) -> int:
@@ -174,18 +179,10 @@ def _check_inputs(y_pred: torch.Tensor, y: torch.Tensor, num_classes: int | None
         raise ValueError(f"y_pred and y should have same shapes, got {tuple(y_pred.shape)} and {tuple(y.shape)} "
                          "(both one-hot (B, C, *spatial), or both class-index maps (B, 1, *spatial)).")
     channels = y.shape[1]
-    if channels == 1:
-        if y.is_floating_point() and not bool(torch.isfinite(y).all()):
-            raise ValueError("y (the ground truth) holds NaN or infinite values.")
+    if channels == 1:  # index values are checked per case (_index_map), in the pass that converts them
         classes = 2 if num_classes is None else int(num_classes)
         if classes < 2:
             raise ValueError(f"num_classes must be >= 2 (background included), got {num_classes}.")
-        _index_values(y, "y", classes)
-        finite = torch.isfinite(y_pred) if y_pred.is_floating_point() else torch.ones_like(y_pred, dtype=torch.bool)
-        if bool(finite.all()):
-            _index_values(y_pred, "y_pred", classes)
-        else:
-            _index_values(torch.where(finite, y_pred, torch.zeros_like(y_pred)), "y_pred", classes)
         return classes
     if num_classes is not None and int(num_classes) != channels:
         raise ValueError(f"num_classes={num_classes} but the one-hot inputs have {channels} channels.")
@@ -279,12 +276,13 @@ def _assign_hungarian(g: np.ndarray, p: np.ndarray, score: np.ndarray, n_g: int,
     return np.sort(np.concatenate(keep)) if keep else np.zeros(0, np.int64)
 
 
-def _centroid_voxels(flat_index: np.ndarray, labels: np.ndarray, n: int, shape: Sequence[int]) -> np.ndarray:
-    """Flat index of each component's centroid rounded to the nearest voxel (row 0 unused)."""
-    sizes = np.bincount(labels, minlength=n + 1).astype(np.float64)
-    sizes[0] = 1.0
+def _centroid_voxels(flat_index: np.ndarray, labels: np.ndarray, sizes: np.ndarray, shape: Sequence[int]
+                     ) -> np.ndarray:
+    """Flat index of each component's centroid rounded to the nearest voxel (row 0 unused); ``sizes`` as
+    :func:`~monai_imbalance.utils.component_values` gives them."""
+    count = np.maximum(sizes, 1).astype(np.float64)
     coords = np.unravel_index(flat_index, tuple(shape))
-    rounded = [np.floor(np.bincount(labels, weights=c, minlength=n + 1) / sizes + 0.5).astype(np.int64)
+    rounded = [np.floor(np.bincount(labels, weights=c, minlength=sizes.size) / count + 0.5).astype(np.int64)
                for c in coords]
     return np.ravel_multi_index(rounded, tuple(shape))
 
@@ -298,13 +296,8 @@ def _match_maps(
     lp, n_p = label_components(pred, connectivity)
     lg, n_g = label_components(true, connectivity)
     lp_f, lg_f, p_f, g_f = lp.reshape(-1), lg.reshape(-1), pred.reshape(-1), true.reshape(-1)
-    pi = np.flatnonzero(lp_f)
-    gi = np.flatnonzero(lg_f)
-    p_lab, g_lab = lp_f[pi].astype(np.int64), lg_f[gi].astype(np.int64)
-    p_size = np.bincount(p_lab, minlength=n_p + 1)
-    g_size = np.bincount(g_lab, minlength=n_g + 1)
-    p_val, g_val = np.zeros(n_p + 1, np.int64), np.zeros(n_g + 1, np.int64)
-    p_val[p_lab], g_val[g_lab] = p_f[pi], g_f[gi]
+    _, _, p_size, p_val = component_values(lp, n_p, pred)
+    gi, g_lab, g_size, g_val = component_values(lg, n_g, true)
     # overlaps: the true voxels whose predicted value is the same (and so also labelled)
     same = gi[p_f[gi] == g_f[gi]]
     codes = lg_f[same].astype(np.int64) * (n_p + 1) + lp_f[same].astype(np.int64)
@@ -326,7 +319,7 @@ def _match_maps(
     elif match == "overlap":
         c_g, c_p, c_iou, c_dice = pair_g, pair_p, iou, dice
     else:  # centroid: the predicted object holding the true centroid, of the same value
-        centre = _centroid_voxels(gi, g_lab, n_g, true.shape)[1:]
+        centre = _centroid_voxels(gi, g_lab, g_size, true.shape)[1:]
         holder = lp_f[centre].astype(np.int64)
         ok = (holder > 0) & (p_f[centre] == g_val[1:])
         c_g, c_p = np.arange(1, n_g + 1)[ok], holder[ok]
@@ -458,15 +451,17 @@ def match_objects(
         p_b, y_b = y_pred[b], y[b]
         case = first_case + b
         voxel = 1.0 if spacings[b] is None else float(np.prod(spacings[b]))
-        p_index = y_index = None
-        finite = True
         if one_hot:
             y_index, y_finite = _one_hot_index(y_b, "y")
             if not y_finite:
                 raise ValueError("y (the ground truth) holds NaN or infinite values.")
             p_index, finite = _one_hot_index(p_b, "y_pred")
-        elif p_b.is_floating_point():
-            finite = bool(torch.isfinite(p_b).all())
+        else:
+            y_index = _index_map(y_b[0], "y", channels)
+            finite = not p_b.is_floating_point() or bool(torch.isfinite(p_b).all())
+            # a NaN case is not matched, but its finite values must still be class indices
+            p_index = _index_map(p_b[0] if finite else torch.nan_to_num(p_b[0], nan=0.0, posinf=0.0, neginf=0.0),
+                                 "y_pred", channels)
         if not finite:
             nan_rows = np.asarray([[rank, case, c, 1, 0, 0, math.nan, math.nan, math.nan] for c in classes], float)
             all_rows.append(np.zeros((0, len(OBJECT_FIELDS))))
@@ -481,14 +476,10 @@ def match_objects(
                     maps.append((to_numpy(p_b[c] > 0).view(np.uint8), to_numpy(y_b[c] > 0).view(np.uint8),
                                  np.asarray([0, c])))
         else:
-            dtype = np.uint8 if channels <= 256 else np.uint16
-            pred = to_numpy(p_b[0]).astype(dtype)
-            true = to_numpy(y_b[0]).astype(dtype)
-            fg = [c for c in classes if c > 0]
-            if fg:
-                maps.append((pred, true, np.arange(channels)))
+            if any(c > 0 for c in classes):
+                maps.append((p_index, y_index, np.arange(channels)))
             if 0 in classes:
-                maps.append(((pred == 0).view(np.uint8), (true == 0).view(np.uint8), np.asarray([0, 0])))
+                maps.append(((p_index == 0).view(np.uint8), (y_index == 0).view(np.uint8), np.asarray([0, 0])))
         rows, cases = _case_rows(maps, classes, connectivity, match, iou_threshold, assignment, voxel, case, rank)
         all_rows.append(rows)
         all_cases.append(cases)
