@@ -47,11 +47,16 @@ __all__ = [
     "resolve_target",
     "WEIGHT_MAP_KEY",
     "DISTANCE_MAP_KEY",
+    "COMPONENTS_KEY",
+    "BLOB_BASE_LOSSES",
+    "register_blob_loss",
 ]
 
-#: batch key of the pixel weight map (DBCE, Bressan) and of the signed distance maps (boundary losses)
+#: batch key of the pixel weight map (DBCE, Bressan, U-Net border), of the signed distance maps (boundary losses)
+#: and of the connected-component ids (blob losses)
 WEIGHT_MAP_KEY = "{label}_weight"
 DISTANCE_MAP_KEY = "{label}_sdm"
+COMPONENTS_KEY = "{label}_components"
 
 
 def resolve_target(target: str | Callable[..., Any]) -> Callable[..., Any]:
@@ -88,6 +93,10 @@ class MapSpec:
     @classmethod
     def distance_map(cls, transform: Callable[[SegmentationSetup, Any, str], Any]) -> MapSpec:
         return cls("dist_map", DISTANCE_MAP_KEY, transform)
+
+    @classmethod
+    def components(cls, transform: Callable[[SegmentationSetup, Any, str], Any]) -> MapSpec:
+        return cls("components", COMPONENTS_KEY, transform)
 
 
 @dataclass(frozen=True)
@@ -293,6 +302,59 @@ for _spec in (
              maps=(MapSpec.distance_map(_distance_map),), description="Wu's modified (ratio) boundary loss"),
 ):
     register_loss(_spec)
+
+
+# ------------------------------------------------------------------------------------------------ blob losses
+
+#: the registered losses that have a ``blob_<name>`` form (Kofler et al.): region and one-vs-rest losses, whose
+#: value per class can be computed on one masked component; not the cross entropies (softmax CE needs every class)
+#: nor the map-reading losses (DBCE, boundary: their maps belong to the whole image)
+BLOB_BASE_LOSSES = ("dice", "dice_ce", "dibe", "dibe_dis", "dibe_reg", "focal_tversky", "combo", "exp_log",
+                    "hybrid_focal")
+
+
+def _blob(base: str) -> Callable[[SegmentationSetup, dict[str, Any]], tuple[Any, list[Any]]]:
+    def build(setup: SegmentationSetup, params: dict[str, Any]) -> tuple[Any, list[Any]]:
+        from monai_imbalance.losses import BlobLoss
+
+        # blob_alpha / blob_beta: BlobLoss's alpha and beta (the base loss may have its own alpha and beta)
+        blob_args = {k: params.pop(f"blob_{k}") for k in ("alpha", "beta", "connectivity") if f"blob_{k}" in params}
+        # the base loss's own parameters: its registered defaults, updated by those given for blob_<base>
+        spec = get_loss_spec(base)
+        loss, handlers = spec.create(setup, {**spec.defaults, **params})
+        if all(hasattr(loss, a) for a in ("sigmoid", "softmax", "to_onehot_y")):
+            return BlobLoss(loss, **blob_args), list(handlers)
+        # a compound with a Dice part (dice_ce): the blob term on the Dice part, the compound as the global term
+        return BlobLoss(loss.dice, global_loss=loss, **blob_args), list(handlers)
+
+    return build
+
+
+def _components_map(setup: SegmentationSetup, loss: Any, postfix: str) -> Any:
+    from monai_imbalance.transforms import ConnectedComponentsd
+
+    return ConnectedComponentsd(setup.label_key, connectivity=loss.connectivity, postfix=postfix)
+
+
+def register_blob_loss(base: str, replace: bool = False) -> LossSpec:
+    """Register ``blob_<base>``: :class:`~monai_imbalance.losses.BlobLoss` around the registered loss ``base``,
+    with the paper's weights (``blob_alpha = 2`` on the global term, ``blob_beta = 1`` on the blob term; also
+    ``blob_connectivity``) and the base's defaults, which the same ``loss_params`` entry updates; the component ids
+    come from
+    :class:`~monai_imbalance.transforms.ConnectedComponentsd` among the setup's map transforms (after the crop: the
+    components of the crop the loss sees)."""
+    spec = get_loss_spec(base)
+    return register_loss(
+        LossSpec(f"blob_{spec.name}", "monai_imbalance.losses:BlobLoss", build=_blob(spec.name),
+                 defaults={"blob_alpha": 2.0, "blob_beta": 1.0, **spec.defaults}, foreground_only=spec.foreground_only,
+                 maps=spec.maps + (MapSpec.components(_components_map),),
+                 description=f"blob loss (Kofler et al.; alpha 2, beta 1) around {spec.name}"),
+        replace=replace,
+    )
+
+
+for _base in BLOB_BASE_LOSSES:
+    register_blob_loss(_base)
 
 
 # ------------------------------------------------------------------------------------------------ built-in crops

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .balanced_ce import BalancedCELoss, DilatedBalancedCELoss, PixelWeightedCELoss, UncertaintyWeightedCELoss
 from .base import SegmentationLoss
+from .blob import BlobLoss
 from .boundary import BoundaryLoss, DistanceMapLoss, ModifiedBoundaryLoss, RegionBoundaryLoss
 from .compound import ComboLoss, ExpLogLoss, HybridFocalLoss
 from .deep_supervision import DeepSupervisionLoss

@@ -30,7 +30,7 @@ NAME = "acdc_seg"
 CLASSES = ["RV", "MYO", "LV"]
 TINY = {"image_size": "[64, 64]", "batch_size": 8, "num_workers": 0, "progress": False, "val_slice_batch": 8}
 SMALL = {"image_size": [32, 32], "batch_size": 4, "num_workers": 0, "progress": False, "cache_rate": 0.0}
-LOSSES = {"modified_boundary", "dice", "boundary", "dbce", "dibe"}
+LOSSES = {"modified_boundary", "dice", "boundary", "dbce", "dibe", "blob_dice_ce"}
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +150,14 @@ def test_documented_losses_run_one_iteration(loss, data, trained, tmp_path):
             assert isinstance(inner, DilatedBalancedCELoss) and inner.radius == 10
     if loss == "dice":
         assert loss_fn.squared_pred  # Wu's Eq. (4)
+    if loss == "blob_dice_ce":  # Dice per component, Dice + CE on the whole slice, components after the crop
+        from monai.losses import DiceCELoss, DiceLoss
+
+        from monai_imbalance.losses import BlobLoss
+
+        assert isinstance(loss_fn, BlobLoss) and (loss_fn.alpha, loss_fn.beta) == (2.0, 1.0)
+        assert type(loss_fn.loss) is DiceLoss and isinstance(loss_fn.global_loss, DiceCELoss)
+        assert loss_inputs == {"components": "label_components"}
 
 
 def test_docs_list_the_tested_losses_and_metadata_is_complete():

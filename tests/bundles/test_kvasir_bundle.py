@@ -156,7 +156,7 @@ def test_multi_gpu_config_runs_under_torchrun(data, tmp_path):
 
 @pytest.mark.parametrize(
     "crop, loss", [("none", "ce"), ("random", "ce"), ("probabilistic", "ce"), ("mac", "balanced_ce"),
-                   ("mac", "dbce"), ("random", "boundary")]
+                   ("mac", "dbce"), ("random", "boundary"), ("mac", "blob_dice")]
 )
 def test_setups_train_in_process(crop, loss, data, tmp_path):
     root = copy_bundle("kvasir_seg", tmp_path)
@@ -175,3 +175,11 @@ def test_setups_train_in_process(crop, loss, data, tmp_path):
     assert trainer.state.epoch == 1 and len(losses) == 2 and all(math.isfinite(v) for v in losses)
     metrics = parser.get_parsed_content("validate#evaluator").state.metrics
     assert 0 <= metrics["val_mean_dice"] <= 1
+    if loss == "blob_dice":  # the components of each crop, labelled after the crop, reach the loss
+        from monai_imbalance.losses import BlobLoss
+
+        assert isinstance(parser.get_parsed_content("loss_function"), BlobLoss)
+        assert trainer.loss_inputs == {"components": "label_components"}
+        batch = trainer.state.batch
+        assert batch["label_components"].shape == batch["label"].shape
+        assert bool(((batch["label_components"] > 0) == (batch["label"] > 0)).all())

@@ -37,6 +37,8 @@ def _build_exported(name: str, **kwargs):
         return cls(ours.CheckedDiceLoss(**kwargs), ours.BoundaryLoss(**kwargs))
     if name == "DeepSupervisionLoss":
         return cls(ours.DIBELoss(**kwargs))
+    if name == "BlobLoss":
+        return cls(ours.DIBELoss(**kwargs))
     return cls(**kwargs)
 
 
