@@ -1,10 +1,18 @@
-"""Transforms: Mask-Aware Cropping, probabilistic cropping, DBCE / uncertainty weight maps, signed distance maps.
+"""Transforms: Mask-Aware Cropping, probabilistic cropping, DBCE / uncertainty / U-Net border weight maps, signed
+distance maps, connected-component ids (blob loss).
 
 Each transform has an array class and a dictionary class ``...d`` with MONAI's ``D``/``Dict`` aliases.
 """
 
 from __future__ import annotations
 
+from .components import (
+    ConnectedComponents,
+    ConnectedComponentsD,
+    ConnectedComponentsd,
+    ConnectedComponentsDict,
+    connected_components,
+)
 from .crop import (
     CROP_CENTER_KEY,
     CROP_CLASS_KEY,
