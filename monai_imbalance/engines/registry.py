@@ -262,6 +262,13 @@ def _distance_map(setup: SegmentationSetup, loss: Any, postfix: str) -> Any:
     return SignedDistanceMapd(setup.label_key, num_classes=num_classes, spacing=boundary.spacing, postfix=postfix)
 
 
+def _border_map(setup: SegmentationSetup, loss: Any, postfix: str) -> Any:
+    from monai_imbalance.transforms import BorderWeightMapd
+
+    return BorderWeightMapd(setup.label_key, w0=loss.w0, sigma=loss.sigma, class_weights=loss.class_weights,
+                            spacing=loss.spacing, connectivity=loss.connectivity, postfix=postfix)
+
+
 _ALPHA = {"alpha": 0.7, "beta": 0.3}  # DIBE paper (alpha, beta) = (0.3, 0.7) is alpha=0.7 (FP), beta=0.3 (FN) here
 
 for _spec in (
@@ -280,6 +287,9 @@ for _spec in (
     LossSpec("uncertainty_ce", "monai_imbalance.losses:UncertaintyWeightedCELoss", defaults={"sigma": 2.0},
              maps=(MapSpec.weight_map(_uncertainty_map),),
              description="labelling uncertainty x class frequency weighted CE (Bressan et al.; sigma 2)"),
+    LossSpec("border_ce", "monai_imbalance.losses:BorderWeightedCELoss", defaults={"w0": 10.0, "sigma": 5.0},
+             maps=(MapSpec.weight_map(_border_map),),
+             description="cross entropy weighted by the U-Net border map (Ronneberger et al.; w0 10, sigma 5 px)"),
     LossSpec("dibe", "monai_imbalance.losses:DIBELoss", foreground_only=True,
              defaults={"theta": 0.5, "lambda_": 0.75, "gamma_dis": 2.0, "gamma_reg": 1.5, **_ALPHA},
              description="DIBE compound loss (DIBE paper defaults)"),

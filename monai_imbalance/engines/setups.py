@@ -7,22 +7,24 @@ through the same bundle. The names, defaults and needs of each loss and crop are
 :data:`~monai_imbalance.engines.registry.CROPS`); adding one is one entry there.
 
 - ``loss``: a registered loss (``ce``, ``balanced_ce``, ``dice``, ``dice_ce``, ``dbce``, ``uncertainty_ce``,
-  ``dibe``, ``dibe_dis``, ``dibe_reg``, ``focal_tversky``, ``combo``, ``exp_log``, ``hybrid_focal``, ``boundary``,
-  ``modified_boundary``).
+  ``border_ce``, ``dibe``, ``dibe_dis``, ``dibe_reg``, ``focal_tversky``, ``combo``, ``exp_log``, ``hybrid_focal``,
+  ``boundary``, ``modified_boundary``, and ``blob_<name>``: the blob loss around each region and one-vs-rest loss).
 - ``crop``: a registered crop: ``none`` (whole resized image, the MAC paper's NC), ``random`` (uniform random crop,
   RC), ``probabilistic`` (PC: centres drawn by distance to the background), ``mac`` (Mask-Aware Cropping).
 - The MAC paper's six setups are pairs of them (:data:`PAPER_SETUPS`): NC, RC, PC, MAC with plain cross entropy,
   and NCW / RCW with the class-weighted (``balanced_ce``: inverse class frequency) cross entropy.
 
 :class:`SegmentationSetup` turns the two names into the loss function, the ``loss_inputs`` the trainer passes it
-(:class:`~monai_imbalance.engines.SupervisedTrainerWithLossInputs`: ``{"weight_map": "label_weight"}`` for DBCE),
+(:class:`~monai_imbalance.engines.SupervisedTrainerWithLossInputs`: ``{"weight_map": "label_weight"}`` for DBCE,
+``{"components": "label_components"}`` for a blob loss),
 the trainer handlers the loss needs (:class:`~monai_imbalance.handlers.BoundaryWeightScheduler` for the boundary
 loss's schedule) and three groups of transforms, in pipeline order:
 
 1. ``precompute_transforms``: deterministic, before the first random transform, so ``CacheDataset`` caches them
    (MAC's valid windows, PC's centre distribution; MONAI's ``FgBgToIndicesd`` pattern);
 2. ``crop_transforms``: the random crop consuming them;
-3. ``map_transforms``: pixel weight maps (DBCE, Bressan) and signed distance maps (boundary losses), placed by the
+3. ``map_transforms``: pixel weight maps (DBCE, Bressan, U-Net border), signed distance maps (boundary losses) and
+   component ids (blob losses: the components of the crop), placed by the
    bundles *after* the random crop and augmentation: the loss then sees the map of exactly the sample it is
    given (a map moved by a zoom, rotation or elastic warp, or cut by a crop, is no longer the map of the sample:
    its normalisation ``1 / (1 + area)`` and its distances belong to the original image). Computing them there

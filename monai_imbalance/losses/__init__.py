@@ -9,7 +9,13 @@ distance maps) and :class:`~monai_imbalance.losses.one_vs_rest.OneVsRestLoss` (t
 
 from __future__ import annotations
 
-from .balanced_ce import BalancedCELoss, DilatedBalancedCELoss, PixelWeightedCELoss, UncertaintyWeightedCELoss
+from .balanced_ce import (
+    BalancedCELoss,
+    BorderWeightedCELoss,
+    DilatedBalancedCELoss,
+    PixelWeightedCELoss,
+    UncertaintyWeightedCELoss,
+)
 from .base import SegmentationLoss
 from .blob import BlobLoss
 from .boundary import BoundaryLoss, DistanceMapLoss, ModifiedBoundaryLoss, RegionBoundaryLoss

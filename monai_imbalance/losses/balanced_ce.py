@@ -1,6 +1,7 @@
-"""Class- and pixel-weighted cross entropy: balanced CE, dilated balanced CE (DBCE), uncertainty-weighted CE.
+"""Class- and pixel-weighted cross entropy: balanced CE, dilated balanced CE (DBCE), uncertainty-weighted CE, U-Net
+border-weighted CE.
 
-All three compute one cross entropy value per pixel, ``CE(x) = -sum_c Y^c(x) log P^c(x)`` (with sigmoid outputs the
+All four compute one cross entropy value per pixel, ``CE(x) = -sum_c Y^c(x) log P^c(x)`` (with sigmoid outputs the
 binary form ``-[y log p + (1 - y) log(1 - p)]`` per channel, summed over channels), multiply it by a weight and
 reduce. The weights:
 
@@ -8,6 +9,8 @@ reduce. The weights:
 - :class:`DilatedBalancedCELoss`: the DBCE map ``M`` of :class:`monai_imbalance.transforms.DilationWeightMap`.
 - :class:`UncertaintyWeightedCELoss`: Bressan et al.'s ``omega_c * delta(x)`` of
   :class:`monai_imbalance.transforms.UncertaintyWeightMap`.
+- :class:`BorderWeightedCELoss`: Ronneberger et al.'s class balance plus border term of
+  :class:`monai_imbalance.transforms.BorderWeightMap`.
 
 The pixel maps can be precomputed by the transforms (cached by ``CacheDataset``, moved by the spatial augmentation
 with the label) and passed as ``weight_map=``; without it the loss computes the map from ``target`` on the input's
@@ -42,7 +45,9 @@ from monai_imbalance.losses.utils import (
 )
 from monai_imbalance.transforms.utils import resolve_spacing
 from monai_imbalance.transforms.weights import (
+    BorderWeightMap,
     batch_map,
+    border_weight_map,
     check_class_weights,
     check_radius,
     check_sigma,
@@ -55,6 +60,7 @@ __all__ = [
     "BalancedCELoss",
     "DilatedBalancedCELoss",
     "UncertaintyWeightedCELoss",
+    "BorderWeightedCELoss",
     "check_pixel_map",
 ]
 
@@ -400,3 +406,60 @@ class UncertaintyWeightedCELoss(PixelWeightedCELoss):
             edge_mode=self.edge_mode,
             spacing=spacing,
         )
+
+
+class BorderWeightedCELoss(PixelWeightedCELoss):
+    """Cross entropy weighted by the U-Net border map (Ronneberger et al. 2015, Eqs. 1-2).
+
+    ``L = mean_x w(x) CE(x)`` with ``w(x) = w_c(x) + w0 exp(-(d1(x) + d2(x))^2 / (2 sigma^2))``: class balance plus
+    a border term that peaks in the thin gaps between objects that nearly touch (``d1``, ``d2``: distances to the
+    nearest and second-nearest object), so that the network learns to keep touching objects apart. The map is
+    :class:`monai_imbalance.transforms.BorderWeightMap`'s (which states the reading: objects, ``d1 = 0`` inside an
+    object, the cutoff); the bundles compute it per training sample with
+    :class:`~monai_imbalance.transforms.BorderWeightMapd` and pass it as ``weight_map``.
+
+    ``CE``, ``include_background`` (the map is unchanged) and the other input arguments as
+    :class:`PixelWeightedCELoss`; ``reduction``: ``"mean"`` over pixels and batch (Eq. 1 sums over pixels: the same
+    up to the constant number of pixels), ``"sum"``, or ``"none"``: the weighted CE map ``(B, 1, *spatial)``.
+
+    Args:
+        w0: weight of the border term, ``>= 0`` (paper: 10).
+        sigma: its width, ``> 0``, pixels or mm with ``spacing`` (paper: 5 pixels).
+        class_weights: ``"balanced"`` (``N / (K n_c)`` of each image), None (1) or one weight per class.
+        spacing: voxel size for distances in mm, or None. Only used when the map is computed here.
+        connectivity: of the objects: 1 = face neighbours, None = full.
+
+    Raises:
+        ValueError: bad ``w0``, ``sigma``, ``class_weights``; mismatched shapes (named); the argument errors of
+            :class:`~monai_imbalance.losses.base.SegmentationLoss`.
+
+    Example:
+        >>> import torch
+        >>> loss = BorderWeightedCELoss(softmax=True, to_onehot_y=True, class_weights=None)
+        >>> target = torch.zeros(1, 1, 1, 9); target[..., 2] = 1; target[..., 6] = 1  # two objects 4 px apart
+        >>> w = loss.compute_weight_map(target.long())
+        >>> round(w[0, 0, 0, 4].item(), 4)  # the gap's midpoint: 1 + 10 exp(-(2 + 2)^2 / 50)
+        8.2615
+
+    Reference:
+        O. Ronneberger, P. Fischer and T. Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
+        MICCAI 2015.
+    """
+
+    def __init__(
+        self, include_background: bool = True, to_onehot_y: bool = False, sigmoid: bool = False, softmax: bool = False,
+        other_act: Callable | None = None, w0: float = 10.0, sigma: float = 5.0,
+        class_weights: str | Sequence[float] | None = "balanced", spacing: float | Sequence[float] | None = None,
+        connectivity: int | None = None, reduction: LossReduction | str = LossReduction.MEAN,
+    ) -> None:
+        super().__init__(**arguments_for(super().__init__, locals()))
+        # the transform checks w0, sigma, class_weights and connectivity once, here
+        self._map = BorderWeightMap(w0=w0, sigma=sigma, class_weights=class_weights, connectivity=connectivity)
+        self.w0, self.sigma, self.class_weights = float(w0), float(sigma), class_weights
+        self.spacing, self.connectivity = spacing, connectivity
+
+    def compute_weight_map(self, labels: torch.Tensor) -> torch.Tensor:
+        """U-Net border map ``(B, 1, *spatial)`` of class-index labels ``(B, 1, *spatial)``, without gradient."""
+        spacing = resolve_spacing(self.spacing, labels.ndim - 2)
+        return batch_map(border_weight_map, labels, w0=self.w0, sigma=self.sigma, class_weights=self.class_weights,
+                         spacing=spacing, connectivity=self.connectivity)

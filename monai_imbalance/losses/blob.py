@@ -46,7 +46,7 @@ from monai.losses import DiceLoss, TverskyLoss
 from torch.nn.modules.loss import _Loss
 
 from monai_imbalance.losses.one_vs_rest import OneVsRestLoss, PixelRegionLoss, RegionOnlyLoss, one_vs_rest_terms
-from monai_imbalance.losses.utils import check_input_shape, plain_tensor, prepare_input_target
+from monai_imbalance.losses.utils import activate, check_input_shape, check_target, plain_tensor
 
 __all__ = ["BlobLoss", "BLOB_INPUT_ARGUMENTS"]
 
@@ -55,13 +55,16 @@ BLOB_INPUT_ARGUMENTS = ("include_background", "to_onehot_y", "sigmoid", "softmax
 
 
 class _Components(NamedTuple):
-    """The components of a batch on a dense grid: slot ``(pair, k)`` is component id ``k`` of pair ``(b, c)``,
-    slot ``k = 0`` its background. ``key``: slot index of every pixel ``[B * C', V]``; ``size``: pixels per slot
-    ``[B * C', K + 1]``."""
+    """The labelled pixels of a batch: for each, its image ``b``, selected channel ``c`` and flat spatial index
+    ``v``, and its slot ``pair * K + id`` (``pair = b * C' + c``, ids ``1..K-1``); ``size`` ``[B * C', K]`` counts
+    the pixels of every slot (column 0 unused)."""
 
-    key: torch.Tensor
+    b: torch.Tensor
+    c: torch.Tensor
+    v: torch.Tensor
+    slot: torch.Tensor
     size: torch.Tensor
-    num_slots: int
+    num_ids: int
 
 
 def _check_loss(loss: Any, name: str) -> None:
@@ -180,101 +183,111 @@ class BlobLoss(_Loss):
         """``L_blob``: the mean over (image, class) pairs with components of the mean loss of their components."""
         loss = self.loss
         input, target = plain_tensor(input), plain_tensor(target)
-        probs, onehot = prepare_input_target(
-            input, target, loss.sigmoid, loss.softmax, loss.other_act, loss.to_onehot_y, loss.include_background
-        )
+        check_input_shape(input)
+        check_target(input, target, loss.to_onehot_y)
+        probs = activate(input, loss.sigmoid, loss.softmax, loss.other_act)
+        offset = 0 if loss.include_background or input.shape[1] == 1 else 1
+        probs = probs[:, offset:]
         with torch.no_grad():
-            ids = self._component_ids(input, target, onehot, components)
-            comps = self._dense_components(ids)
-        values = self._fast_values(input, target, probs, onehot, comps)
+            comps = self._components(input, target, components, offset)
+        values = self._fast_values(input, target, probs, comps)
         if values is None:
             values = self._batched_values(probs, comps)
-        valid = comps.size[:, 1:] > 0  # [B * C', K]
+        valid = comps.size[:, 1:] > 0  # [B * C', K - 1]
         per_pair = torch.where(valid, values, values.new_zeros(())).sum(1)
         counts = valid.sum(1)
         has = counts > 0
-        n_pairs = has.sum()
         pair_means = per_pair / counts.clamp(min=1).to(per_pair.dtype)
-        return (pair_means * has).sum().to(input.dtype) / n_pairs.clamp(min=1).to(input.dtype)
+        return (pair_means * has).sum().to(input.dtype) / has.sum().clamp(min=1).to(input.dtype)
 
     # ------------------------------------------------------------------------------------------------ components
 
-    def _component_ids(
-        self, input: torch.Tensor, target: torch.Tensor, onehot: torch.Tensor, components: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Component ids per selected channel ``(B, C', *spatial)`` (long, 0 outside the channel's foreground)."""
-        loss = self.loss
-        n_channels = input.shape[1]
+    def _read_components(self, target: torch.Tensor, components: torch.Tensor | None) -> torch.Tensor:
+        """The given component ids, checked, or those of ``target`` (``ConnectedComponents`` per image), long."""
         if components is None:
             from monai_imbalance.transforms.components import connected_components
 
             labels = target.detach().cpu()
             ids = torch.from_numpy(np.stack([connected_components(lab, self.connectivity) for lab in labels]))
+            return ids.to(device=target.device, dtype=torch.long)
+        ids = plain_tensor(components).detach()
+        if ids.is_floating_point():
+            if not bool((ids == torch.trunc(ids)).all()) or not bool(torch.isfinite(ids).all()):
+                raise ValueError("components must hold integer component ids (ConnectedComponentsd's output).")
+        if ids.ndim != target.ndim or ids.shape[0] != target.shape[0] or ids.shape[1] not in {1, target.shape[1]} or (
+            ids.shape[2:] != target.shape[2:]
+        ):
+            raise ValueError(
+                f"components must have the target's batch and spatial shape and 1 or {target.shape[1]} channels "
+                f"(ConnectedComponentsd of the label), got {tuple(ids.shape)} for a target of {tuple(target.shape)}."
+            )
+        if ids.numel() and int(ids.min()) < 0:
+            raise ValueError("components must hold component ids >= 0 (0 = background).")
+        return ids.to(device=target.device, dtype=torch.long)
+
+    def _components(
+        self, input: torch.Tensor, target: torch.Tensor, components: torch.Tensor | None, offset: int
+    ) -> _Components:
+        """Every labelled pixel of the selected channels with its component slot (see :class:`_Components`)."""
+        loss = self.loss
+        n_channels = input.shape[1]
+        ids = self._read_components(target, components)
+        batch = target.shape[0]
+        flat_target = target.reshape(batch, target.shape[1], -1)
+        flat_ids = ids.reshape(batch, ids.shape[1], -1)
+        if flat_ids.shape[1] == 1 and flat_target.shape[1] == 1:
+            # a class-index map (or the mask of a one-channel output) and one id map: the class of a labelled pixel
+            # is the target's value there (index maps: its own channel; masks: channel 0); the background is no blob
+            cls = flat_target[:, 0].long() if loss.to_onehot_y and n_channels > 1 else (flat_target[:, 0] > 0.5).long()
+            uncovered = (cls > 0) & (flat_ids[:, 0] == 0)
+            b, v = ((flat_ids[:, 0] > 0) & (cls > 0)).nonzero(as_tuple=True)
+            c = cls[b, v] - (offset if n_channels > 1 else 1)
+            keep = c >= 0
+            b, v, c = b[keep], v[keep], c[keep]
+            labelled = flat_ids[b, 0, v]
         else:
-            ids = plain_tensor(components).detach()
-            if ids.is_floating_point():
-                if not bool((ids == torch.trunc(ids)).all()) or not bool(torch.isfinite(ids).all()):
-                    raise ValueError("components must hold integer component ids (ConnectedComponentsd's output).")
-            expected = {1, target.shape[1]}
-            if ids.ndim != target.ndim or ids.shape[0] != target.shape[0] or ids.shape[1] not in expected or (
-                ids.shape[2:] != target.shape[2:]
-            ):
-                raise ValueError(
-                    f"components must have the target's batch and spatial shape and 1 or {target.shape[1]} channels "
-                    f"(ConnectedComponentsd of the label), got {tuple(ids.shape)} for a target of "
-                    f"{tuple(target.shape)}."
-                )
-            if ids.numel() and int(ids.min()) < 0:
-                raise ValueError("components must hold component ids >= 0 (0 = background).")
-        ids = ids.to(device=onehot.device, dtype=torch.long)
-        if ids.shape[1] == n_channels and n_channels > 1 and not loss.include_background:
-            ids = ids[:, 1:]
-        hard = onehot > 0.5
-        if loss.to_onehot_y and n_channels > 1 and loss.include_background:
-            hard[:, 0] = False  # the background class of an index map is never a blob
-        per_channel = ids * hard  # a one-channel id map over an index target: each class keeps its own ids
-        if bool((hard & (per_channel == 0)).any()):
+            # one-hot or multi-label target: one channel per class (the ids: one map for all, or one per channel)
+            hard = flat_target[:, offset:] > 0.5
+            per_channel = flat_ids[:, offset:] if flat_ids.shape[1] == n_channels else flat_ids
+            per_channel = per_channel * hard
+            uncovered = hard & (per_channel == 0)
+            b, c, v = per_channel.nonzero(as_tuple=True)
+            labelled = per_channel[b, c, v]
+        if bool(uncovered.any()):
             raise ValueError(
                 "components leave foreground pixels of the target without a component id: pass the "
                 "ConnectedComponentsd output of this target (after the same crop and spatial transforms)."
             )
-        return per_channel
+        selected = n_channels - offset
+        pairs = batch * selected
+        k = int(labelled.max()) + 1 if labelled.numel() else 1
+        slot = (b * selected + c) * k + labelled
+        size = torch.bincount(slot, minlength=pairs * k).reshape(pairs, k)
+        return _Components(b, c, v, slot, size, k)
 
     @staticmethod
-    def _dense_components(ids: torch.Tensor) -> _Components:
-        """Slot of every pixel on the dense grid ``pair * (K + 1) + id`` and the pixel count of every slot."""
-        pairs = ids.shape[0] * ids.shape[1]
-        flat = ids.reshape(pairs, -1)
-        k = int(flat.max()) + 1 if flat.numel() else 1
-        key = flat + torch.arange(pairs, device=ids.device).unsqueeze(1) * k
-        size = torch.bincount(key.reshape(-1), minlength=pairs * k).reshape(pairs, k)
-        return _Components(key, size, k)
-
-    @staticmethod
-    def _segment_sums(values: torch.Tensor, comps: _Components) -> torch.Tensor:
-        """``values`` ``(B, C', *spatial)`` summed per slot: ``[B * C', K + 1]`` (slot 0 = the pair's background)."""
+    def _segment_sums(values: torch.Tensor, comps: _Components) -> tuple[torch.Tensor, torch.Tensor]:
+        """``values`` ``(B, C', *spatial)`` summed per component ``[B * C', K - 1]`` (float64), and over each pair's
+        unlabelled pixels (its background) ``[B * C', 1]``: the total minus its components."""
         pairs, k = comps.size.shape
-        flat = values.reshape(pairs, -1)
-        out = flat.new_zeros(pairs * k)
-        return out.index_add(0, comps.key.reshape(-1), flat.reshape(-1)).reshape(pairs, k)
+        flat = values.reshape(values.shape[0], values.shape[1], -1)
+        gathered = flat[comps.b, comps.c, comps.v].double()
+        per_slot = gathered.new_zeros(pairs * k).index_add(0, comps.slot, gathered).reshape(pairs, k)[:, 1:]
+        total = flat.sum(-1).reshape(pairs, 1).double()
+        return per_slot, total - per_slot.sum(1, keepdim=True)
 
     # ------------------------------------------------------------------------------------ per-component values
 
     def _counts(self, probs: torch.Tensor, comps: _Components) -> tuple[torch.Tensor, ...]:
-        """Soft ``tp, fp, fn`` of every component slot ``[B * C', K]`` (float64), and the component mask."""
-        sums = self._segment_sums(probs.double(), comps)
-        size = comps.size.to(sums.dtype)
+        """Soft ``tp, fp, fn`` of every component slot ``[B * C', K - 1]`` (float64)."""
+        tp, background = self._segment_sums(probs, comps)
         valid = comps.size[:, 1:] > 0
-        tp = sums[:, 1:]
-        fp = sums[:, :1].expand_as(tp)  # the pair's background: the same for each of its components
-        fn = size[:, 1:] - tp
+        fn = comps.size[:, 1:].to(tp.dtype) - tp
         # empty slots get harmless counts, so that no NaN or infinite gradient comes back through torch.where
-        one = tp.new_ones(())
-        return torch.where(valid, tp, one), fp, torch.where(valid, fn, tp.new_zeros(())), valid
+        return torch.where(valid, tp, tp.new_ones(())), background.expand_as(tp), torch.where(valid, fn, 0.0)
 
     def _fast_values(
-        self, input: torch.Tensor, target: torch.Tensor, probs: torch.Tensor, onehot: torch.Tensor,
-        comps: _Components,
+        self, input: torch.Tensor, target: torch.Tensor, probs: torch.Tensor, comps: _Components
     ) -> torch.Tensor | None:
         """Per-component loss from segment sums, for the losses made of soft counts and a pixel term; else None."""
         loss = self.loss
@@ -285,39 +298,37 @@ class BlobLoss(_Loss):
                 return None
             value = 0.0
             if region:
-                tp, fp, fn, _ = self._counts(probs, comps)
-                value = loss.region_loss(tp, fp, fn)
+                value = loss.region_loss(*self._counts(probs, comps))
             if pixel is not None:
                 # the pixel term with the original target: its value on a component pixel (label 1) and on the
                 # background (label 0) is the masked problem's; masked pixels (p = 0, y = 0) add 0
                 terms = one_vs_rest_terms(input, target, pixel, **loss.input_args(), want_map=True, want_counts=False)
-                sums = self._segment_sums(terms.pixel.double(), comps)
-                mean = (sums[:, 1:] + sums[:, :1]) / terms.num_voxels
+                per_slot, background = self._segment_sums(terms.pixel, comps)
+                mean = (per_slot + background) / terms.num_voxels
                 theta = getattr(loss, "theta", 1.0) if region else 1.0
                 value = theta * mean + (1.0 - theta) * value if region else mean
             return value  # type: ignore[return-value]
         if isinstance(loss, DiceLoss) and not loss.squared_pred and loss.ignore_index is None:
-            tp, fp, fn, _ = self._counts(probs, comps)
+            tp, fp, fn = self._counts(probs, comps)
             if not loss.jaccard:
                 fp, fn = 0.5 * fp, 0.5 * fn
             return 1.0 - (2.0 * tp + loss.smooth_nr) / (2.0 * (tp + fp + fn) + loss.smooth_dr)
         if isinstance(loss, TverskyLoss):
-            tp, fp, fn, _ = self._counts(probs, comps)
+            tp, fp, fn = self._counts(probs, comps)
             return 1.0 - (tp + loss.smooth_nr) / (tp + loss.alpha * fp + loss.beta * fn + loss.smooth_dr)
         return None
 
     def _batched_values(self, probs: torch.Tensor, comps: _Components) -> torch.Tensor:
         """Any loss: one call on the batch of masked single-channel problems, one element per component."""
         pairs, k = comps.size.shape
-        valid = comps.size[:, 1:] > 0
-        pair_index, comp_index = valid.nonzero(as_tuple=True)  # component ids are comp_index + 1
-        spatial = probs.shape[2:]
         flat = probs.reshape(pairs, -1)
-        ids = comps.key - torch.arange(pairs, device=probs.device).unsqueeze(1) * k
+        ids = torch.zeros_like(flat, dtype=torch.long)
+        ids[comps.slot // k, comps.v] = comps.slot % k
+        pair_index, comp_index = (comps.size[:, 1:] > 0).nonzero(as_tuple=True)  # ids are comp_index + 1
         mine = ids[pair_index] == (comp_index + 1).unsqueeze(1)
         keep = mine | (ids[pair_index] == 0)
-        x = (flat[pair_index] * keep).reshape(-1, 1, *spatial)
-        y = mine.to(probs.dtype).reshape(-1, 1, *spatial)
+        x = (flat[pair_index] * keep).reshape(-1, 1, *probs.shape[2:])
+        y = mine.to(probs.dtype).reshape(-1, 1, *probs.shape[2:])
         per_element = self.component_loss(x, y)
         per_element = per_element.reshape(per_element.shape[0], -1).mean(1).double()
         values = probs.new_zeros((pairs, k - 1), dtype=torch.float64)

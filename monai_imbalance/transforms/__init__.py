@@ -45,6 +45,10 @@ from .crop import (
 )
 from .utils import window_foreground_counts, window_start_grid
 from .weights import (
+    BorderWeightMap,
+    BorderWeightMapD,
+    BorderWeightMapd,
+    BorderWeightMapDict,
     DilationWeightMap,
     DilationWeightMapD,
     DilationWeightMapd,
@@ -57,6 +61,7 @@ from .weights import (
     UncertaintyWeightMapD,
     UncertaintyWeightMapd,
     UncertaintyWeightMapDict,
+    border_weight_map,
     dilation_weight_map,
     signed_distance_map,
     uncertainty_weight_map,

@@ -1,11 +1,13 @@
-"""Pixel weight maps and signed distance maps computed from a label: DBCE, Bressan et al., Kervadec et al.
+"""Pixel weight maps and signed distance maps computed from a label: DBCE, Bressan et al., U-Net, Kervadec et al.
 
-Three deterministic transforms (array + dictionary forms, 2-D and 3-D, numpy / torch / MetaTensor):
+Four deterministic transforms (array + dictionary forms, 2-D and 3-D, numpy / torch / MetaTensor):
 
 - :class:`DilationWeightMap`: the map ``M`` of the dilated balanced cross entropy (Hosseini and Soleymani
   Baghshah, Eqs. 3-5), consumed by :class:`monai_imbalance.losses.DilatedBalancedCELoss`.
 - :class:`UncertaintyWeightMap`: ``omega_c(x) * delta(x)`` of Bressan et al. (Eqs. 4-6), consumed by
   :class:`monai_imbalance.losses.UncertaintyWeightedCELoss`.
+- :class:`BorderWeightMap`: the U-Net weight map ``w_c(x) + w0 exp(-(d1 + d2)^2 / (2 sigma^2))`` (Ronneberger et
+  al., Eq. 2), passed as ``weight_map=`` to :class:`monai_imbalance.losses.PixelWeightedCELoss`.
 - :class:`SignedDistanceMap`: per-class signed distance maps in Kervadec's convention, consumed by
   :class:`monai_imbalance.losses.BoundaryLoss` and :class:`~monai_imbalance.losses.ModifiedBoundaryLoss`.
 
@@ -35,6 +37,7 @@ compute it on the fly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
@@ -43,8 +46,10 @@ import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type
+from scipy import ndimage
 
 from monai_imbalance.transforms.utils import (
+    _grow_box,
     bounding_box,
     dilate_by_distance,
     erode_by_distance,
@@ -53,16 +58,19 @@ from monai_imbalance.transforms.utils import (
     label_components,
     resolve_spacing,
 )
-from monai_imbalance.utils import to_numpy, validate_label
+from monai_imbalance.utils import cc3d_connectivity, to_numpy, validate_label
+from monai_imbalance.utils import label_components as label_class_components
 
 __all__ = [
     "dilation_weight_map",
     "uncertainty_weight_map",
+    "border_weight_map",
     "signed_distance",
     "signed_distance_map",
     "batch_map",
     "DilationWeightMap",
     "UncertaintyWeightMap",
+    "BorderWeightMap",
     "SignedDistanceMap",
     "DilationWeightMapd",
     "DilationWeightMapD",
@@ -70,6 +78,9 @@ __all__ = [
     "UncertaintyWeightMapd",
     "UncertaintyWeightMapD",
     "UncertaintyWeightMapDict",
+    "BorderWeightMapd",
+    "BorderWeightMapD",
+    "BorderWeightMapDict",
     "SignedDistanceMapd",
     "SignedDistanceMapD",
     "SignedDistanceMapDict",
@@ -225,6 +236,157 @@ def uncertainty_weight_map(
     omega = weights if weights is not None else np.ones(top + 1)
     index = label if np.issubdtype(label.dtype, np.integer) else label.astype(np.intp)  # validated labels: no copy
     return (omega[index] * delta).astype(np.float32)
+
+
+#: border terms below this fraction of ``w0`` may be dropped (:func:`border_weight_map`'s ``rtol``): the per-object
+#: distance transforms then stop at ``sigma * sqrt(2 ln(1 / rtol))``, 5.26 sigma
+BORDER_RTOL = 1e-6
+
+
+def check_border_class_weights(class_weights: Any) -> str | np.ndarray | None:
+    """``"balanced"``, ``None`` or a 1-D array of finite non-negative weights, one per class value."""
+    if isinstance(class_weights, str):
+        if class_weights != "balanced":
+            raise ValueError(f"class_weights must be 'balanced', None or one weight per class, got {class_weights!r}.")
+        return class_weights
+    return check_class_weights(class_weights)
+
+
+def check_border_args(w0: float, sigma: float, rtol: float = BORDER_RTOL) -> tuple[float, float, float]:
+    """``w0 >= 0``, ``sigma > 0`` and ``0 <= rtol < 1``, all finite."""
+    w0 = float(w0)
+    if not np.isfinite(w0) or w0 < 0:
+        raise ValueError(f"w0 must be a finite number >= 0 (the border weight), got {w0}.")
+    sigma = check_sigma(sigma)
+    rtol = float(rtol)
+    if not 0 <= rtol < 1:  # False for NaN
+        raise ValueError(f"rtol must be a number in [0, 1) (0: no cutoff), got {rtol}.")
+    return w0, sigma, rtol
+
+
+def two_nearest_object_distances(
+    components: np.ndarray, spacing: Sequence[float] | None = None, cutoff: float = math.inf
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances ``d1``, ``d2`` from every pixel to its nearest and second-nearest object, up to a cutoff.
+
+    Objects are the labels ``1..n`` of ``components`` (0 is no object); the distance to an object is the Euclidean
+    distance to its nearest pixel (0 inside it). Each object's distance transform runs on its bounding box grown by
+    ``cutoff`` and updates the two smallest distances of the box's pixels: a pixel outside the grown box is farther
+    than ``cutoff`` from the object, so both distances are exact wherever ``d1 + d2 <= cutoff``; elsewhere they are
+    no smaller than the exact ones (``inf`` where fewer than two objects lie within ``cutoff``).
+
+    Args:
+        components: spatial array of non-negative integer object labels.
+        spacing: voxel size per axis (distances in mm), or None (voxels).
+        cutoff: distance beyond which an object may be ignored, ``> 0``; ``inf``: whole-image distance transforms.
+
+    Returns:
+        ``(d1, d2)``, ``float64`` arrays of the shape of ``components``.
+    """
+    shape = components.shape
+    near = np.full(shape, np.inf)
+    second = np.full(shape, np.inf)
+    steps = spacing or (1.0,) * components.ndim
+    margins = [int(cutoff // s) if math.isfinite(cutoff) else n for s, n in zip(steps, shape)]
+    for index, box in enumerate(ndimage.find_objects(components), start=1):
+        if box is None:
+            continue
+        grown = _grow_box(box, margins, shape)
+        # the grown box holds the whole object, so the distances to it are exact on the box
+        dist = ndimage.distance_transform_edt(components[grown] != index, sampling=spacing)
+        d1, d2 = near[grown], second[grown]  # views: the running two smallest, updated in place
+        np.minimum(d2, np.maximum(d1, dist), out=d2)
+        np.minimum(d1, dist, out=d1)
+    return near, second
+
+
+def border_weight_map(
+    label: Any,
+    w0: float = 10.0,
+    sigma: float = 5.0,
+    class_weights: str | Sequence[float] | np.ndarray | torch.Tensor | None = "balanced",
+    spacing: float | Sequence[float] | str | None = None,
+    connectivity: int | None = None,
+    rtol: float = BORDER_RTOL,
+) -> np.ndarray | torch.Tensor:
+    """U-Net weight map ``w(x) = w_c(x) + w0 exp(-(d1(x) + d2(x))^2 / (2 sigma^2))`` of one spatial label map
+    (Ronneberger et al., Eq. 2).
+
+    Objects are the connected components of every foreground class (value > 0), each class labelled on its own;
+    ``d1``, ``d2`` are the distances to the nearest and second-nearest object, applied at every pixel (inside an
+    object ``d1 = 0`` and ``d2`` is the distance to the nearest other object); fewer than two objects give no
+    border term. ``w_c`` is the class-balancing map (readings and exactness: :class:`BorderWeightMap`).
+
+    Args:
+        label: spatial label map ``(H, W[, D])`` of class indices, numpy or torch (whole-valued floats accepted).
+        w0: border weight ``>= 0`` (paper: 10).
+        sigma: border width ``> 0``, in voxels, or in mm with ``spacing`` (paper: 5 pixels).
+        class_weights: ``"balanced"`` (``N / (K n_c)`` of this image), None (``w_c = 1``) or one weight per class
+            value.
+        spacing: None (voxels), a number or one number per spatial axis (mm), or ``"meta"`` (the label's
+            ``MetaTensor`` ``pixdim``).
+        connectivity: which touching voxels of one class form one object: 1 = face neighbours (4 in 2-D, 6 in
+            3-D), 2 in 3-D = faces and edges (18), None or ``ndim`` = full (8 in 2-D, 26 in 3-D).
+        rtol: border terms below ``rtol * w0`` may be dropped (objects farther than the cutoff
+            ``sigma * sqrt(2 ln(1 / rtol))`` are ignored); 0 computes every object's distances on the whole image.
+
+    Returns:
+        ``float32`` map of the label's shape; numpy for numpy input, a tensor on the label's device otherwise.
+
+    Raises:
+        ValueError: ``w0 < 0``, ``sigma <= 0``, a non-finite value, ``rtol`` outside ``[0, 1)``, a label that is
+            not 2-D or 3-D or not class indices, a bad ``spacing`` or ``connectivity``, class weights that are not
+            1-D, finite and ``>= 0`` or fewer than the label's classes.
+
+    Example:
+        >>> import numpy as np
+        >>> label = np.zeros((1, 9), dtype=np.uint8); label[0, [2, 6]] = 1  # two one-pixel objects 4 apart
+        >>> border_weight_map(label, class_weights=None)[0, 2:7].round(4)  # d1 + d2 = 4 from x = 2 to 6
+        array([8.2615, 8.2615, 8.2615, 8.2615, 8.2615], dtype=float32)
+
+    Reference:
+        O. Ronneberger, P. Fischer and T. Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
+        MICCAI 2015, Eq. 2.
+    """
+    w0, sigma, rtol = check_border_args(w0, sigma, rtol)
+    weights = check_border_class_weights(class_weights)
+    shape = tuple(getattr(label, "shape", np.shape(label)))
+    if len(shape) not in (2, 3):
+        raise ValueError(f"label must be a spatial 2-D or 3-D label map (H, W) or (H, W, D), got shape {shape}.")
+    cc3d_connectivity(len(shape), connectivity)
+    spacing = resolve_spacing(spacing, len(shape), label)
+    device = label.device if isinstance(label, torch.Tensor) else None
+    arr = validate_label(label, name="label")
+
+    counts = np.bincount(arr.ravel())
+    if isinstance(weights, str):  # inverse class frequency of this image, mean pixel weight 1
+        omega = np.zeros(counts.size)
+        present = counts > 0
+        omega[present] = arr.size / (np.count_nonzero(present) * counts[present])
+    elif weights is None:
+        omega = np.ones(counts.size)
+    else:
+        if weights.size < counts.size:
+            raise ValueError(
+                f"class_weights has {weights.size} values (classes 0..{weights.size - 1}) "
+                f"but the label has class {counts.size - 1}."
+            )
+        omega = weights
+    out = omega[arr]
+
+    if w0 > 0:
+        components, n = label_class_components(arr, connectivity)
+        if n >= 2:
+            cutoff = sigma * math.sqrt(2.0 * math.log(1.0 / rtol)) if rtol > 0 else math.inf
+            d1, d2 = two_nearest_object_distances(components, spacing, cutoff)
+            border = np.add(d1, d2, out=d1)  # in place: one full-size temporary less
+            np.square(border, out=border)
+            border *= -1.0 / (2.0 * sigma**2)
+            np.exp(border, out=border)
+            border *= w0
+            out += border
+    out = out.astype(np.float32)
+    return out if device is None else torch.as_tensor(out, device=device)
 
 
 def signed_distance(mask: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:
@@ -410,6 +572,97 @@ class UncertaintyWeightMap(Transform):
         )
 
 
+class BorderWeightMap(Transform):
+    """U-Net pixel weight map: class balance plus a border term between close objects (Ronneberger et al., Eq. 2).
+
+    ``w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))^2 / (2 sigma^2))``, with ``d1``, ``d2`` the distances to the
+    nearest and the second-nearest object and ``w_c`` the class-balancing map: the thin gaps between objects that
+    nearly touch get the largest weights, so that the network learns to keep them apart.
+
+    Reading: objects are the connected components of every foreground class (value > 0), each class labelled on
+    its own (two touching objects of different classes are two objects; ``connectivity`` as
+    :func:`monai_imbalance.utils.label_components`). The distance to an object is the Euclidean distance (voxels,
+    or mm with a spacing; ``sigma`` then in mm too) to its nearest pixel, 0 inside it. Eq. 2 holds at every pixel:
+    inside an object ``d1 = 0`` and ``d2`` is the distance to the nearest other object. With fewer than two objects
+    ``d2`` is infinite and the border term 0. ``class_weights="balanced"``: ``w_c = N / (K n_c)`` of this image
+    (``N`` pixels, ``K`` classes present, background included, ``n_c`` pixels of the class), i.e. the inverse class
+    frequency of :class:`monai_imbalance.losses.BalancedCELoss` (``N / n_c``, per image for ``batch=False``)
+    divided by ``K``, and :func:`monai_imbalance.stats.class_frequency_weights`' ``m / (C n_c)`` of this one image
+    with ``C = K`` (equal when the classes present are ``0..K-1``): the mean pixel weight is 1.
+
+    Exactness: each object's distance transform runs on its bounding box grown by the cutoff
+    ``sigma * sqrt(2 ln(1 / rtol))`` (``rtol = 1e-6``: 5.26 sigma, 26.3 pixels at the paper's ``sigma = 5``),
+    keeping each pixel's two smallest distances. The map is exact wherever the border term is at least
+    ``rtol * w0`` (``d1 + d2 <= cutoff``: both objects lie within the cutoff); elsewhere the border term is below
+    ``rtol * w0`` and ours is between 0 and it, so the absolute error is below ``1e-6 * w0`` at every pixel (then
+    rounded to ``float32``). The cost is one distance transform per object on its grown box, never more than a
+    whole-image one.
+
+    Args:
+        w0: border weight ``>= 0`` (paper: 10).
+        sigma: border width ``> 0``, in pixels (paper: 5), or in mm when a spacing is given.
+        class_weights: ``"balanced"`` (per image, see above), None (``w_c = 1``: the border term only, plus 1), or
+            one weight per class value (e.g. a training-set statistic from
+            :func:`monai_imbalance.stats.class_frequency_weights`).
+        spacing: None (pixels), a number or one number per spatial axis (mm), or ``"meta"`` for the label's
+            ``MetaTensor`` ``pixdim``.
+        connectivity: neighbours that join voxels of one class into one object: 1 = face neighbours (4 in 2-D, 6 in
+            3-D), 2 in 3-D = faces and edges (18), None (the package's default) or ``ndim`` = full (8 in 2-D, 26 in
+            3-D).
+
+    Input: integer label ``(1, H, W[, D])`` (numpy, torch or MetaTensor; whole-valued floats accepted).
+    Output: ``float32`` ``(1, H, W[, D])`` of the input's type; a MetaTensor keeps the label's metadata.
+
+    Raises:
+        ValueError: ``w0 < 0``, ``sigma <= 0``, a non-finite value, class weights that are not ``"balanced"``,
+            None or 1-D, finite and ``>= 0``, fewer class weights than the label's classes, a label that is not
+            ``(1, *spatial)`` or not class indices, a bad spacing or connectivity.
+
+    Example:
+        >>> import numpy as np, torch
+        >>> from monai_imbalance.losses import PixelWeightedCELoss
+        >>> label = np.zeros((1, 1, 9), dtype=np.uint8); label[0, 0, [2, 6]] = 1  # two pixels 4 apart
+        >>> weight = BorderWeightMap(w0=10.0, sigma=5.0, class_weights=None)(label)
+        >>> weight[0, 0, :5].round(4)  # d1 + d2 = 8, 6, then 4 up to the middle: 1 + 10 exp(-16 / 50) = 8.2615
+        array([3.7804, 5.8675, 8.2615, 8.2615, 8.2615], dtype=float32)
+        >>> loss = PixelWeightedCELoss(softmax=True, to_onehot_y=True)  # mean over pixels of w(x) CE(x)
+        >>> target, weight_map = torch.as_tensor(label)[None], torch.as_tensor(weight)[None]  # (B, 1, H, W)
+        >>> round(loss(torch.zeros(1, 2, 1, 9), target, weight_map=weight_map).item(), 4)  # ln 2 * mean(w)
+        4.6674
+
+    Reference:
+        O. Ronneberger, P. Fischer and T. Brox, "U-Net: Convolutional Networks for Biomedical Image Segmentation",
+        MICCAI 2015, Eq. 2.
+    """
+
+    backend = [TransformBackends.NUMPY, TransformBackends.TORCH]
+
+    def __init__(
+        self,
+        w0: float = 10.0,
+        sigma: float = 5.0,
+        class_weights: str | Sequence[float] | np.ndarray | torch.Tensor | None = "balanced",
+        spacing: float | Sequence[float] | str | None = None,
+        connectivity: int | None = None,
+    ) -> None:
+        self.w0, self.sigma, _ = check_border_args(w0, sigma)
+        self.class_weights = check_border_class_weights(class_weights)
+        self.spacing = spacing
+        self.connectivity = connectivity
+
+    def __call__(self, label: Any) -> Any:
+        return _label_channel_map(
+            label,
+            border_weight_map,
+            self.spacing,
+            "label",
+            w0=self.w0,
+            sigma=self.sigma,
+            class_weights=self.class_weights,
+            connectivity=self.connectivity,
+        )
+
+
 class SignedDistanceMap(Transform):
     """Per-class signed distance maps ``(C, *spatial)`` for the boundary losses (Kervadec et al., MIDL 2019).
 
@@ -489,7 +742,7 @@ class SignedDistanceMap(Transform):
 
 
 class _LabelMapd(MapTransform):
-    """Dictionary form shared by the three maps: the map of ``d[key]`` goes to ``d[key + postfix]``."""
+    """Dictionary form shared by the maps: the map of ``d[key]`` goes to ``d[key + postfix]``."""
 
     def __init__(self, keys: KeysCollection, transform: Transform, postfix: str, allow_missing_keys: bool) -> None:
         super().__init__(keys, allow_missing_keys)
@@ -555,6 +808,35 @@ class UncertaintyWeightMapd(_LabelMapd):
         super().__init__(keys, transform, postfix, allow_missing_keys)
 
 
+class BorderWeightMapd(_LabelMapd):
+    """Dictionary form of :class:`BorderWeightMap`: stores the map of ``d[key]`` under ``key + postfix``
+    (``"label_weight"`` by default), so that ``CacheDataset`` caches it and later spatial transforms can move it;
+    pass it to the loss as ``weight_map`` (inside a trainer: ``loss_inputs={"weight_map": "label_weight"}``).
+
+    Args:
+        keys: label keys.
+        w0, sigma, class_weights, spacing, connectivity: see :class:`BorderWeightMap`.
+        postfix: appended to each key to name its map.
+        allow_missing_keys: don't raise for a missing key.
+    """
+
+    backend = BorderWeightMap.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        w0: float = 10.0,
+        sigma: float = 5.0,
+        class_weights: str | Sequence[float] | np.ndarray | torch.Tensor | None = "balanced",
+        spacing: float | Sequence[float] | str | None = None,
+        connectivity: int | None = None,
+        postfix: str = "_weight",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        transform = BorderWeightMap(w0, sigma, class_weights, spacing, connectivity)
+        super().__init__(keys, transform, postfix, allow_missing_keys)
+
+
 class SignedDistanceMapd(_LabelMapd):
     """Dictionary form of :class:`SignedDistanceMap`: the maps of ``d[key]`` go to ``key + postfix``
     (``"label_sdm"`` by default).
@@ -581,4 +863,5 @@ class SignedDistanceMapd(_LabelMapd):
 
 DilationWeightMapD = DilationWeightMapDict = DilationWeightMapd
 UncertaintyWeightMapD = UncertaintyWeightMapDict = UncertaintyWeightMapd
+BorderWeightMapD = BorderWeightMapDict = BorderWeightMapd
 SignedDistanceMapD = SignedDistanceMapDict = SignedDistanceMapd

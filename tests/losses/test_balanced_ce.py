@@ -313,3 +313,46 @@ def test_metatensor_and_tensor_inputs_give_the_same_loss(loss, synthetic_batch):
     value = loss(MetaTensor(logits), MetaTensor(target.float()))
     assert not isinstance(value, MetaTensor)
     assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------------- U-Net border-weighted CE
+
+
+def test_border_weighted_ce_is_the_mean_of_map_times_ce():
+    from monai_imbalance.losses import BorderWeightedCELoss, PixelWeightedCELoss
+    from monai_imbalance.transforms import BorderWeightMap
+
+    target = torch.zeros(2, 1, 12, 12)
+    target[0, 0, 2:5, 2:5] = 1
+    target[0, 0, 2:5, 7:10] = 2  # two objects of different classes, 2 px apart
+    target[1, 0, 6, 6] = 1
+    logits = torch.randn(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    loss = BorderWeightedCELoss(softmax=True, to_onehot_y=True, w0=10.0, sigma=5.0)
+    maps = torch.stack([torch.as_tensor(BorderWeightMap(w0=10.0, sigma=5.0)(t.numpy())) for t in target])
+    ce = -torch.log_softmax(logits, 1).gather(1, target.long())
+    assert loss(logits, target).item() == pytest.approx((maps * ce).mean().item(), rel=1e-6)
+    # the same as the family's base with the map given (what the bundles pass as weight_map)
+    given = PixelWeightedCELoss(softmax=True, to_onehot_y=True)(logits, target, weight_map=maps)
+    assert loss(logits, target, weight_map=maps).item() == pytest.approx(given.item(), rel=1e-6)
+    # between the two objects of image 0 the border term is large; image 1 (one object) has none
+    assert maps[0, 0, 3, 6] > 5 and torch.allclose(maps[1], BorderWeightMap(w0=0.0)(target[1]))
+    with pytest.raises(ValueError, match="sigma"):
+        BorderWeightedCELoss(sigma=0)
+
+
+def test_border_ce_setup_builds_its_map_from_the_loss():
+    from monai_imbalance.engines import SegmentationSetup
+    from monai_imbalance.transforms import BorderWeightMapd
+
+    setup = SegmentationSetup(loss="border_ce", crop="random", out_channels=2, roi_size=(16, 16),
+                              loss_params={"border_ce": {"w0": 5.0, "sigma": 3.0}})
+    (transform,) = setup.map_transforms
+    assert isinstance(transform, BorderWeightMapd) and setup.loss_inputs == {"weight_map": "label_weight"}
+    assert (transform.transform.w0, transform.transform.sigma) == (5.0, 3.0) == (setup.loss.w0, setup.loss.sigma)
+    label = torch.zeros(1, 16, 16)
+    label[0, 2:5, 2:5] = 1
+    label[0, 2:5, 8:12] = 1
+    d = transform({"label": label})
+    logits = torch.randn(1, 2, 16, 16)
+    direct = setup.loss(logits, label[None])
+    assert setup.loss(logits, label[None], weight_map=d["label_weight"][None]).item() == pytest.approx(direct.item())
