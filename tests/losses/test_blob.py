@@ -334,3 +334,13 @@ def test_cuda_equals_cpu():
     cpu = loss(logits, target)
     gpu = loss.cuda()(logits.cuda(), target.cuda())
     assert gpu.item() == pytest.approx(cpu.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["dice", "dibe", "squared_dice"])
+def test_background_of_an_index_map_is_never_a_blob(name):
+    # with include_background=True the background channel has no components: the same blob term as without it
+    target = random_index_label((20, 20), 3, 9, objects=8)[None, None].double()
+    logits = torch.randn(1, 3, 20, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    with_bg = BlobLoss(LOSSES[name](softmax=True, to_onehot_y=True, include_background=True))
+    without = BlobLoss(LOSSES[name](**SOFTMAX))
+    assert with_bg.blob_term(logits, target).item() == pytest.approx(without.blob_term(logits, target).item())
