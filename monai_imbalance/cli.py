@@ -51,7 +51,8 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
         help="how imbalanced a segmentation dataset is, per class, with the papers' suggestions",
         description="Stream over the labels of a MONAI datalist or a folder of label files and report per class: "
         "pixels, share, FG:BG ratio, per-image share quartiles, absence, connected components, class frequency "
-        "weights; plus the DIBE imbalance level and MAC rho suggestions.",
+        "weights; plus the DIBE imbalance level, MAC rho suggestions and the objects that deep supervision's "
+        "downsampled targets lose.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--datalist", help="MONAI datalist JSON (paths relative to its folder)")
@@ -69,6 +70,13 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--roi-size", type=int, nargs="+", default=None, help="crop size for the MAC suggestions")
     p.add_argument("--stride", type=int, default=16, help="MAC window stride (default: 16)")
     p.add_argument("--connectivity", type=int, default=None, help="1 = face neighbours; default full")
+    p.add_argument(
+        "--ds-levels",
+        type=int,
+        default=4,
+        help="deep-supervision levels whose lost objects are counted per target rule (nearest, max, area): "
+        "level l is the label at 1/2**l resolution; default 4 (1/2 .. 1/16), 0 skips them",
+    )
     p.add_argument("--num-workers", type=int, default=0, help="reader processes (default: 0)")
     p.add_argument("--json", dest="json_out", default=None, help="also write the report as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -87,6 +95,7 @@ def _run_stats(args: argparse.Namespace) -> int:
         roi_size=roi,
         stride=args.stride,
         threshold=args.threshold,
+        ds_levels=args.ds_levels,
     )
     report = stats.run(
         args.datalist or args.folder,

@@ -2,7 +2,9 @@
 
 Every method of monai_imbalance starts from these figures: the foreground:background ratio (DIBE paper,
 Table 2), the per-image foreground share (what Mask-Aware Cropping changes), the class frequency weights of
-Bressan et al. (Eq. 5) used by balanced and uncertainty-weighted cross entropy.
+Bressan et al. (Eq. 5) used by balanced and uncertainty-weighted cross entropy. For deep supervision it counts the
+objects that each rule of :func:`monai_imbalance.losses.deep_supervision.downsample_label` (``"nearest"``, MONAI's
+resize; ``"max"``; ``"area"``) would delete from the target of a head at 1/2, 1/4, 1/8, 1/16 resolution.
 
 Example:
     >>> from monai_imbalance.apps.synthetic import make_synthetic_pair
@@ -17,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -41,6 +44,8 @@ __all__ = [
     "ImbalanceStatistics",
     "MAC_RHO_GRID",
     "DIBE_PAPER_LAMBDA",
+    "DS_RULES",
+    "DS_AREA_THRESHOLD",
 ]
 
 #: rho values of the MAC paper's grid (Sec. 4.3); suggestions are taken from it.
@@ -53,6 +58,10 @@ DIBE_PAPER_LAMBDA = 0.75
 #: 1:2228 extreme, 1:584 and 1:333 high, 1:191 and 1:113 medium, 1:25 low; its abstract calls below 1:1000
 #: "extremely imbalanced". The cut points between its examples (250, 100) are ours.
 IMBALANCE_LEVELS = (("extreme", 1000.0), ("high", 250.0), ("medium", 100.0), ("low", 0.0))
+#: target downsampling rules of deep supervision whose lost objects the report counts (``downsample_label`` modes)
+DS_RULES = ("nearest", "max", "area")
+#: ``area_threshold`` of the ``"area"`` rule in the report (the default of ``downsample_label``)
+DS_AREA_THRESHOLD = 0.5
 
 
 def class_frequency_weights(labels: Any, num_classes: int) -> np.ndarray:
@@ -122,6 +131,8 @@ class ImageLabelSummary:
     counts: np.ndarray  # pixels per class value, length max(label) + 1 (or num_classes)
     component_sizes: dict[int, np.ndarray]  # class -> sizes of its connected components
     max_window_share: float | None  # best foreground share of any MAC window (None: not computed / too small)
+    # rule -> objects lost at each deep-supervision level (1/2, 1/4, ...); None: not computed (ds_levels=0)
+    objects_lost: dict[str, np.ndarray] | None = None
 
 
 def _as_spatial(label: np.ndarray, source: str) -> np.ndarray:
@@ -135,6 +146,110 @@ def _as_spatial(label: np.ndarray, source: str) -> np.ndarray:
     return label
 
 
+def _adaptive_cells(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``n`` input positions, the first and the last of the ``m`` adaptive-pooling cells that hold it.
+
+    Cell ``i`` spans ``[floor(i n / m), ceil((i + 1) n / m))`` (``F.adaptive_avg_pool*d``); for ``m <= n`` a position
+    lies in one cell or in two neighbouring ones (the step ``n / m >= 1`` keeps a third from reaching it).
+    """
+    i = np.arange(m)
+    starts, ends = (i * n) // m, -((-(i + 1) * n) // m)
+    x = np.arange(n)
+    # first cell: the last start <= x; last cell: the first end > x
+    last = np.searchsorted(starts, x, side="right") - 1
+    first = np.searchsorted(ends, x, side="right")
+    return first, last
+
+
+def _pooled_cell_labels(
+    shape: tuple[int, ...], size: tuple[int, ...], coords: tuple[np.ndarray, ...], pixel_class: np.ndarray,
+    threshold: float,
+) -> dict[str, np.ndarray]:
+    """The ``"max"`` and ``"area"`` labels of every low-resolution cell (flat), from the foreground pixels only.
+
+    What :func:`~monai_imbalance.losses.deep_supervision.downsample_label` computes with one adaptive average
+    pooling of the one-hot (its cost: voxels x classes), counted here sparsely: per class, one ``bincount`` of the
+    cells its pixels lie in (``coords``: the foreground pixels' coordinates; each lies in one or two cells per axis,
+    :func:`_adaptive_cells`, and is counted once in each distinct cell); the cell takes the class with the most
+    pixels (ties: the smaller class, by the ascending loop), under ``"area"`` only when that count is at least
+    ``threshold`` of the cell's pixels. The statistics' tests check both against ``downsample_label``.
+    """
+    n_cells = int(np.prod(size))
+    cell_pixels = np.ones(1, dtype=np.int64)
+    options = []  # per axis: (first cell, last cell, pixels whose last cell differs from the first)
+    for axis, (full, small) in enumerate(zip(shape, size)):
+        i = np.arange(small)
+        cell_pixels = np.multiply.outer(cell_pixels, -((-(i + 1) * full) // small) - (i * full) // small)
+        first, last = _adaptive_cells(full, small)
+        first, last = first[coords[axis]], last[coords[axis]]
+        options.append(((first, None), (last, last != first)))
+    cell_pixels = cell_pixels.reshape(-1)
+    combos = []  # every distinct cell of every pixel once: a "last" choice only where it differs from "first"
+    for choice in itertools.product(*options):
+        masks = [m for _, m in choice if m is not None]
+        mask = np.logical_and.reduce(masks) if masks else None
+        combos.append((np.ravel_multi_index([c for c, _ in choice], size), mask))
+    best_count = np.zeros(n_cells, dtype=np.int64)
+    best_class = np.zeros(n_cells, dtype=pixel_class.dtype)
+    for value in np.unique(pixel_class):
+        mine = pixel_class == value
+        count = np.zeros(n_cells, dtype=np.int64)
+        for flat, mask in combos:
+            count += np.bincount(flat[mine if mask is None else mine & mask], minlength=n_cells)
+        better = count > best_count
+        best_count[better], best_class[better] = count[better], value
+    area = np.where(best_count >= threshold * cell_pixels, best_class, 0).astype(best_class.dtype)
+    return {"max": best_class, "area": area}
+
+
+def _objects_lost(
+    arr: np.ndarray, n: int, index: np.ndarray, comp_labels: np.ndarray, levels: int
+) -> dict[str, np.ndarray]:
+    """Objects of ``arr`` lost at deep-supervision levels ``1..levels`` under every rule of :data:`DS_RULES`.
+
+    The label is downsampled once per level and rule (``"nearest"``: ``downsample_label`` of the whole map;
+    ``"max"``, ``"area"``: the same cells counted from the foreground pixels, :func:`_pooled_cell_labels`). An object
+    (connected component ``j`` of class ``c``) is kept when at least one low-resolution cell whose adaptive-pooling
+    window holds one of its pixels carries class ``c``. The cells holding a pixel are found per axis (one or two cells,
+    :func:`_adaptive_cells`), so every pixel is compared with the (up to ``2**ndim``) cells over it, exactly; one
+    ``bincount`` of the matching pixels' component labels then says which objects are kept. Two objects of one class
+    that share a cell both count as kept. ``index`` and ``comp_labels`` are the flat indices and component labels of
+    the labelled pixels (:func:`monai_imbalance.utils.component_values`).
+    """
+    import torch
+
+    from monai_imbalance.losses.deep_supervision import downsample_label
+
+    lost = {rule: np.zeros(levels, dtype=np.int64) for rule in DS_RULES}
+    if n == 0 or levels == 0:
+        return lost
+    coords = np.unravel_index(index, arr.shape)
+    pixel_class = arr.reshape(-1)[index]
+    # uint8 as it is; other dtypes (uint16 has few torch ops) as int32; torch warns on read-only arrays (memory maps)
+    source = np.ascontiguousarray(arr, dtype=np.uint8 if arr.dtype == np.uint8 else np.int32)
+    tensor = torch.from_numpy(source if source.flags.writeable else source.copy())[None, None]
+    for level in range(1, levels + 1):
+        size = tuple(-(-s // 2**level) for s in arr.shape)
+        per_axis = []
+        for axis, (full, small) in enumerate(zip(arr.shape, size)):
+            first, last = _adaptive_cells(full, small)
+            first, last = first[coords[axis]], last[coords[axis]]
+            per_axis.append((first,) if np.array_equal(first, last) else (first, last))
+        cells = [np.ravel_multi_index(combo, size) for combo in itertools.product(*per_axis)]
+        pooled = _pooled_cell_labels(arr.shape, size, coords, pixel_class, DS_AREA_THRESHOLD)
+        for rule in DS_RULES:
+            if rule == "nearest":
+                low = downsample_label(tensor, size, mode=rule).numpy().reshape(-1)
+            else:
+                low = pooled[rule]
+            hit = np.zeros(index.size, dtype=bool)
+            for flat in cells:
+                hit |= low[flat] == pixel_class
+            kept = np.count_nonzero(np.bincount(comp_labels[hit], minlength=n + 1)[1:])
+            lost[rule][level - 1] = n - kept
+    return lost
+
+
 def summarise_label(
     label: Any,
     num_classes: int | None = None,
@@ -142,18 +257,23 @@ def summarise_label(
     roi_size: int | Sequence[int] | None = None,
     stride: int | Sequence[int] = 16,
     source: str = "label",
+    ds_levels: int = 4,
 ) -> ImageLabelSummary:
-    """Per-class pixel counts, connected-component sizes and best MAC window share of one label map.
+    """Per-class pixel counts, connected-component sizes, best MAC window share and deep-supervision object losses of
+    one label map.
 
     ``connectivity`` follows ``scipy.ndimage.generate_binary_structure`` (1 = face neighbours; None = full,
     8 in 2-D and 26 in 3-D, as ``skimage.measure.label``). ``roi_size`` enables the MAC window share: the
     largest foreground share of any window on the ``stride`` grid; None when the image is smaller than the ROI.
+    ``ds_levels`` (0 disables) counts, for deep-supervision levels ``1..ds_levels`` (the spatial shape divided by
+    ``2**level`` per axis, rounded up), the objects each rule of :data:`DS_RULES` loses (:func:`_objects_lost`).
     """
     arr = _as_spatial(validate_label(label, num_classes=num_classes, source=source), source)
     counts = np.bincount(arr.ravel(), minlength=num_classes or 0)
     # one connected-components pass labels every class (label_components never joins different values)
     cc, n = label_components(arr, connectivity)
-    _, _, sizes, comp_class = component_values(cc, n, arr)
+    index, comp_labels, sizes, comp_class = component_values(cc, n, arr)
+    lost = _objects_lost(arr, n, index, comp_labels, ds_levels) if ds_levels else None
     sizes, comp_class = sizes[1:].astype(np.int64), comp_class[1:]
     components: dict[int, np.ndarray] = {}
     for value in np.unique(comp_class).tolist():
@@ -164,7 +284,7 @@ def summarise_label(
         windows = window_foreground_counts(arr, roi, stride)
         if windows.size:
             share = float(windows.max()) / float(np.prod(roi))
-    return ImageLabelSummary(source, tuple(arr.shape), counts, components, share)
+    return ImageLabelSummary(source, tuple(arr.shape), counts, components, share, lost)
 
 
 def _quartiles(values: Sequence[float] | np.ndarray) -> dict[str, float | None]:
@@ -220,6 +340,8 @@ class ImbalanceReport:
     empty_image_share: float
     class_weights: list[float]
     mac: dict[str, Any] | None
+    # {"factors": [2, 4, ...], "area_threshold", "objects", "objects_lost": {rule: [per factor]}}; None: ds_levels=0
+    deep_supervision: dict[str, Any] | None = None
     suggestions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,6 +403,14 @@ class ImbalanceReport:
             lines += ["", f"MAC (roi {self.mac['roi_size']}, stride {self.mac['stride']}): images with foreground "
                       "that have at least one window of share >= rho"]
             lines += [f"  rho {rho:<5} {100 * share:.3g}%" for rho, share in self.mac["croppable_share"].items()]
+        if self.deep_supervision:
+            ds = self.deep_supervision
+            total = ds["objects"]
+            lines += ["", "deep supervision: objects lost when the label is downsampled to "
+                      + ", ".join(f"1/{f}" for f in ds["factors"]) + " resolution (DeepSupervisionLoss target_mode)"]
+            for rule, lost in ds["objects_lost"].items():
+                name = f"area >= {ds['area_threshold']:g}" if rule == "area" else rule
+                lines.append(f"  {name:<12}" + ", ".join(f"{k}/{total}" for k in lost))
         if self.suggestions:
             lines += ["", "Suggestions (from the papers):"] + [f"  - {s}" for s in self.suggestions]
         return "\n".join(lines)
@@ -307,6 +437,10 @@ class ImbalanceStatistics:
         stride: MAC window stride (the paper's best runs use 16).
         threshold: how label files are read (:func:`monai_imbalance.apps.io.load_label_file`): ``"auto"``
             binarises JPEG and 0/255 masks at 127, a number binarises at that value, None keeps raw values.
+        ds_levels: deep-supervision levels whose object losses are reported: level ``l`` is the label downsampled
+            to its spatial shape divided by ``2**l`` per axis (rounded up), for ``l = 1..ds_levels`` (4: 1/2 .. 1/16);
+            0 skips them. An object (connected component of a class) is lost at a level under a rule when no
+            low-resolution cell over it carries its class (:func:`summarise_label`).
 
     Example:
         >>> import numpy as np
@@ -326,9 +460,14 @@ class ImbalanceStatistics:
         roi_size: int | Sequence[int] | None = None,
         stride: int | Sequence[int] = 16,
         threshold: float | str | None = "auto",
+        ds_levels: int = 4,
     ) -> None:
         if num_classes is not None and num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+        if isinstance(ds_levels, bool) or not isinstance(ds_levels, (int, np.integer)) or ds_levels < 0:
+            raise ValueError(
+                f"ds_levels must be an integer >= 0 (0 skips the deep-supervision counts), got {ds_levels!r}."
+            )
         if class_names is not None and num_classes is not None and len(class_names) != num_classes:
             raise ValueError(f"class_names has {len(class_names)} names but num_classes={num_classes}.")
         self.num_classes = num_classes
@@ -338,6 +477,7 @@ class ImbalanceStatistics:
         self.roi_size = roi_size
         self.stride = stride
         self.threshold = threshold
+        self.ds_levels = int(ds_levels)
         self.reset()
 
     def reset(self) -> None:
@@ -347,17 +487,35 @@ class ImbalanceStatistics:
         self._shapes: list[tuple[int, ...]] = []
         self._components: dict[int, list[np.ndarray]] = {}
         self._window_shares: list[float | None] = []
+        self._objects = 0
+        self._objects_lost = {rule: np.zeros(self.ds_levels, dtype=np.int64) for rule in DS_RULES}
 
     # -- feeding --------------------------------------------------------------------------------------------
     def update(self, label: Any, source: str | None = None) -> None:
         """Add one label map (spatial, or channel-first with one channel)."""
         source = source or f"label #{len(self._image_sizes)}"
         self.add_summary(
-            summarise_label(label, self.num_classes, self.connectivity, self.roi_size, self.stride, source)
+            summarise_label(
+                label, self.num_classes, self.connectivity, self.roi_size, self.stride, source, self.ds_levels
+            )
         )
 
     def add_summary(self, summary: ImageLabelSummary) -> None:
-        """Add the summary of one label map (from :func:`summarise_label`, e.g. computed in a worker)."""
+        """Add the summary of one label map (from :func:`summarise_label`, e.g. computed in a worker).
+
+        Raises:
+            ValueError: the summary's deep-supervision counts are for another number of levels than ``ds_levels``.
+        """
+        if self.ds_levels:
+            got = None if summary.objects_lost is None else len(next(iter(summary.objects_lost.values())))
+            if got != self.ds_levels:
+                raise ValueError(
+                    f"the summary of {summary.source} has deep-supervision counts for {got or 0} levels but "
+                    f"ds_levels={self.ds_levels}: compute it with summarise_label(..., ds_levels={self.ds_levels})."
+                )
+            for rule in DS_RULES:
+                self._objects_lost[rule] += summary.objects_lost[rule]  # type: ignore[index]
+            self._objects += sum(len(sizes) for sizes in summary.component_sizes.values())
         if len(summary.counts) > len(self._counts):
             self._counts = np.pad(self._counts, (0, len(summary.counts) - len(self._counts)))
         self._counts[: len(summary.counts)] += summary.counts
@@ -504,9 +662,20 @@ class ImbalanceStatistics:
             empty_image_share=float(np.mean(fg_pixels == 0)),
             class_weights=weights.tolist(),
             mac=self._mac_summary(fg_pixels > 0),
+            deep_supervision=self._deep_supervision_summary(),
         )
         report.suggestions = _suggestions(report)
         return report
+
+    def _deep_supervision_summary(self) -> dict[str, Any] | None:
+        if not self.ds_levels:
+            return None
+        return {
+            "factors": [2**level for level in range(1, self.ds_levels + 1)],
+            "area_threshold": DS_AREA_THRESHOLD,
+            "objects": self._objects,
+            "objects_lost": {rule: self._objects_lost[rule].tolist() for rule in DS_RULES},
+        }
 
     def _mac_summary(self, has_foreground: np.ndarray) -> dict[str, Any] | None:
         if self.roi_size is None:
@@ -580,6 +749,16 @@ def _suggestions(report: ImbalanceReport) -> list[str]:
     missing = [c.name for c in report.classes if c.pixels == 0]
     if missing:
         out.append(f"Never present: {', '.join(missing)} (class weight 0).")
+    ds = report.deep_supervision
+    if ds and ds["objects"] and any(ds["objects_lost"]["nearest"]):
+        lost = ds["objects_lost"]
+        worst = int(np.argmax(lost["nearest"]))
+        out.append(
+            f"Deep supervision: nearest-neighbour targets (MONAI's DeepSupervisionLoss) lose "
+            f"{lost['nearest'][worst]} of {ds['objects']} objects at 1/{ds['factors'][worst]} resolution, "
+            f"target_mode='max' (monai_imbalance.losses.DeepSupervisionLoss's default) {lost['max'][worst]}: the "
+            "heads at low resolution are otherwise trained to call small objects background (nnU-Net issue 1226)."
+        )
     if report.empty_image_share > 0:
         out.append(
             f"{100 * report.empty_image_share:.3g}% of images have no foreground: MAC and probabilistic cropping fall "
@@ -624,6 +803,7 @@ class _SummaryWorker:
         self.roi_size = stats.roi_size
         self.stride = stats.stride
         self.threshold = stats.threshold
+        self.ds_levels = stats.ds_levels
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -633,4 +813,6 @@ class _SummaryWorker:
 
         name, item = self.sources[index]
         label = load_label_file(item, threshold=self.threshold) if isinstance(item, Path) else to_numpy(item)
-        return summarise_label(label, self.num_classes, self.connectivity, self.roi_size, self.stride, name)
+        return summarise_label(
+            label, self.num_classes, self.connectivity, self.roi_size, self.stride, name, self.ds_levels
+        )

@@ -254,3 +254,165 @@ def test_report_prints_the_object_size_quartiles_the_object_metrics_bin_by():
     pred[0, 0, 0, 0] = 0  # the one-pixel object missed: the smallest bin (<= 3.25) holds it alone
     r = compute_object_metrics(pred, y, size_bins=report.object_size_bins())[1]
     assert r["bin_objects"] == [1, 1, 1, 1] and r["small_recall"] == 0.0
+
+
+# ------------------------------------------------------------------------------ deep supervision: objects lost
+
+
+def _three_objects():
+    """64x64: a one-pixel object at (5, 5), a 3x3 one at rows/cols 20..22, a 20x20 one at 30..49."""
+    label = np.zeros((64, 64), np.uint8)
+    label[5, 5] = 1
+    label[20:23, 20:23] = 1
+    label[30:50, 30:50] = 1
+    return label
+
+
+def test_objects_lost_by_deep_supervision_rules_on_a_hand_case():
+    # by hand, cells of f x f pixels at f = 2, 4, 8, 16; nearest-exact samples pixel i f + f / 2 per axis:
+    # - the pixel (5, 5): odd, sampled at 1/2 only; 1 of >= 4 pixels of its cell: area never keeps it
+    # - the 3x3 block (20..22): sampled at 21 (1/2), 22 (1/4), 20 (1/8), not at 1/16 (8, 24, ...); area: a full cell
+    #   at 1/2, 9 of 16 at 1/4, 9 of 64 at 1/8
+    # - the 20x20 block always holds a sampled pixel and a full 16x16 cell (32..47)
+    # max keeps every object of a binary label
+    stats = ImbalanceStatistics(num_classes=2)
+    stats.update(_three_objects())
+    stats.update(np.zeros((64, 64), np.uint8))  # no object: adds nothing
+    report = stats.compute()
+    assert report.deep_supervision == {
+        "factors": [2, 4, 8, 16],
+        "area_threshold": 0.5,
+        "objects": 3,
+        "objects_lost": {"nearest": [0, 1, 1, 2], "max": [0, 0, 0, 0], "area": [1, 1, 2, 2]},
+    }
+    assert json.loads(report.to_json())["deep_supervision"]["objects_lost"]["area"] == [1, 1, 2, 2]
+    text = str(report)
+    assert "deep supervision: objects lost when the label is downsampled to 1/2, 1/4, 1/8, 1/16 resolution" in text
+    assert "  nearest     0/3, 1/3, 1/3, 2/3" in text
+    assert "  max         0/3, 0/3, 0/3, 0/3" in text
+    assert "  area >= 0.5 1/3, 1/3, 2/3, 2/3" in text
+    assert any(s.startswith("Deep supervision: nearest-neighbour targets (MONAI's DeepSupervisionLoss) lose 2 of 3 "
+                            "objects at 1/16 resolution, target_mode='max'") for s in report.suggestions)
+
+
+def test_max_loses_an_object_only_to_a_larger_object_of_another_class_in_its_cells():
+    # 16x16: class 1 at (0, 0), class 2 at (0, 1), (1, 0), (1, 1) (one component; classes never join)
+    label = np.zeros((16, 16), np.uint8)
+    label[0, 0] = 1
+    label[0, 1] = label[1, 0] = label[1, 1] = 2
+    report = ImbalanceStatistics(num_classes=3, ds_levels=2).run([label], progress=False)
+    ds = report.deep_supervision
+    assert ds["factors"] == [2, 4] and ds["objects"] == 2
+    # 1/2: cell (0, 0) has class 1 x1, class 2 x3 -> 2 under max and area (3/4); nearest samples (1, 1) = 2
+    # 1/4: cell [0, 4)^2 -> 2 under max; area 3/16 -> background; nearest samples (2, 2) = background
+    assert ds["objects_lost"] == {"nearest": [1, 2], "max": [1, 1], "area": [1, 2]}
+
+
+def test_objects_lost_on_a_non_divisible_size():
+    # 15 -> 8 at 1/2: cells [0, 2), [1, 4), [3, 6), ... (two cells over odd pixels); nearest-exact samples
+    # floor((i + 0.5) 15 / 8) = 0, 2, 4, ..., 14: the even pixels
+    label = np.zeros((15, 15), np.uint8)
+    label[3, 3] = 1  # odd: missed by nearest
+    label[8, 12] = 1  # even: sampled
+    report = ImbalanceStatistics(num_classes=2, ds_levels=1).run([label], progress=False)
+    assert report.deep_supervision["objects_lost"] == {"nearest": [1], "max": [0], "area": [2]}
+
+
+def _brute_force_lost(label, levels, connectivity=None):
+    """Per level and rule: objects with no low-res cell of their class among the cells whose adaptive window (python
+    loops over every cell) holds one of their pixels."""
+    from monai_imbalance.losses.deep_supervision import downsample_label
+
+    out = {rule: [] for rule in ("nearest", "max", "area")}
+    objects = []
+    for value in range(1, int(label.max()) + 1):
+        cc = sk_label(label == value, connectivity=connectivity or label.ndim)
+        objects += [(value, cc == i) for i in range(1, cc.max() + 1)]
+    for level in range(1, levels + 1):
+        size = tuple(-(-s // 2**level) for s in label.shape)
+        windows = [[range(i * n // m, -(-(i + 1) * n // m)) for i in range(m)] for n, m in zip(label.shape, size)]
+        for rule in out:
+            low = downsample_label(torch.as_tensor(label)[None, None], size, mode=rule)[0, 0].numpy()
+            lost = 0
+            for value, mask in objects:
+                kept = any(
+                    low[cell] == value and mask[np.ix_(*[list(windows[a][i]) for a, i in enumerate(cell)])].any()
+                    for cell in itertools.product(*[range(m) for m in size])
+                )
+                lost += not kept
+            out[rule].append(lost)
+    return out, len(objects)
+
+
+@pytest.mark.parametrize("size, num_classes, connectivity", [((23, 17), 4, None), ((23, 17), 3, 1),
+                                                              ((9, 10, 7), 3, None)])
+def test_objects_lost_equal_a_brute_force_over_every_cell(size, num_classes, connectivity):
+    pairs = make_synthetic_dataset(3, seed=7, spatial_size=size, num_classes=num_classes, shape="mixed",
+                                   fg_fraction=0.08)
+    levels = 3
+    stats = ImbalanceStatistics(num_classes=num_classes, connectivity=connectivity, ds_levels=levels)
+    expected = {rule: np.zeros(levels, np.int64) for rule in ("nearest", "max", "area")}
+    objects = 0
+    for p in pairs:
+        label = p["label"][0].astype(np.int64)
+        stats.update(label)
+        lost, n = _brute_force_lost(label, levels, connectivity)
+        objects += n
+        for rule in expected:
+            expected[rule] += lost[rule]
+    ds = stats.compute().deep_supervision
+    assert ds["objects"] == objects > 0
+    assert ds["objects_lost"] == {rule: v.tolist() for rule, v in expected.items()}
+
+
+def test_ds_levels_zero_disables_and_bad_values_raise():
+    report = ImbalanceStatistics(num_classes=2, ds_levels=0).run([_three_objects()], progress=False)
+    assert report.deep_supervision is None and "deep supervision" not in str(report)
+    assert json.loads(report.to_json())["deep_supervision"] is None
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="ds_levels must be an integer >= 0"):
+            ImbalanceStatistics(ds_levels=bad)
+    from monai_imbalance.stats import summarise_label
+
+    stats = ImbalanceStatistics(num_classes=2, ds_levels=2)
+    with pytest.raises(ValueError, match=r"counts for 4 levels but ds_levels=2: compute it with summarise_label"):
+        stats.add_summary(summarise_label(_three_objects(), 2))
+    stats.add_summary(summarise_label(_three_objects(), 2, ds_levels=2))
+    assert stats.compute().deep_supervision["objects_lost"]["nearest"] == [0, 1]
+
+
+def test_cli_stats_ds_levels_option(tmp_path, capsys):
+    from monai_imbalance.cli import main
+
+    np.save(tmp_path / "a.npy", _three_objects())
+    assert main(["stats", "--folder", str(tmp_path), "--ds-levels", "2", "--json", str(tmp_path / "s.json"),
+                 "--no-progress"]) == 0
+    assert "  area >= 0.5 1/3, 1/3" in capsys.readouterr().out
+    ds = json.loads((tmp_path / "s.json").read_text())["deep_supervision"]
+    assert ds["factors"] == [2, 4] and ds["objects_lost"]["nearest"] == [0, 1]
+    assert main(["stats", "--folder", str(tmp_path), "--ds-levels", "0", "--json", str(tmp_path / "s.json"),
+                 "--no-progress"]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["deep_supervision"] is None
+    assert main(["stats", "--folder", str(tmp_path), "--ds-levels", "-1", "--no-progress"]) == 1
+    assert "ds_levels must be an integer >= 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(23, 17), (64, 48), (9, 10, 7), (16, 12, 20)])
+def test_sparse_cell_labels_equal_downsample_label(shape):
+    # the statistics count the "max" and "area" cells from the foreground pixels; the loss pools the one-hot
+    import torch
+
+    from monai_imbalance.losses.deep_supervision import downsample_label
+    from monai_imbalance.stats import _pooled_cell_labels
+
+    rng = np.random.default_rng(len(shape) + shape[0])
+    label = (rng.integers(1, 4, shape) * (rng.random(shape) < 0.2)).astype(np.uint8)
+    index = np.flatnonzero(label)
+    coords = np.unravel_index(index, shape)
+    for level in (1, 2, 3):
+        size = tuple(-(-s // 2**level) for s in shape)
+        ours = _pooled_cell_labels(shape, size, coords, label.reshape(-1)[index], 0.5)
+        tensor = torch.from_numpy(label)[None, None]
+        for rule in ("max", "area"):
+            expected = downsample_label(tensor, size, mode=rule, area_threshold=0.5).numpy().reshape(-1)
+            np.testing.assert_array_equal(ours[rule], expected)

@@ -149,6 +149,10 @@ class SegmentationSetup:
         deep_supervision: the network returns a list of heads in training: wrap the loss in
             :class:`monai_imbalance.losses.DeepSupervisionLoss`, which passes the maps to every head.
         deep_supervision_weight_mode: ``"same"`` (sum of the heads' losses, the DBCE paper), ``"exp"``, ``"two"``.
+        deep_supervision_target_mode: how the target of a lower-resolution head is downsampled
+            (:func:`monai_imbalance.losses.downsample_label`): ``"max"`` (default: a structure with one pixel in a
+            cell keeps the cell), ``"area"`` or ``"nearest"`` (MONAI's resize, which deletes small structures).
+            No effect with full-resolution heads (:class:`~monai_imbalance.networks.DeepSupervisionFlexibleUNet`).
         image_key, label_key: keys of the image and the label.
         allow_smaller: crops may be larger than an image (padded) instead of raising.
 
@@ -184,6 +188,7 @@ class SegmentationSetup:
         num_samples: int = 1,
         deep_supervision: bool = False,
         deep_supervision_weight_mode: str = "same",
+        deep_supervision_target_mode: str = "max",
         image_key: str = "image",
         label_key: str = "label",
         allow_smaller: bool = False,
@@ -219,7 +224,8 @@ class SegmentationSetup:
         if self.deep_supervision:
             from monai_imbalance.losses.deep_supervision import DeepSupervisionLoss
 
-            loss_function = DeepSupervisionLoss(loss_function, weight_mode=deep_supervision_weight_mode)
+            loss_function = DeepSupervisionLoss(loss_function, weight_mode=deep_supervision_weight_mode,
+                                                target_mode=deep_supervision_target_mode)
         self.loss_function = loss_function
         self.precompute_transforms, self.crop_transforms = crop_spec.build(self, dict(self.crop_params))
 

@@ -20,7 +20,7 @@ from .base import SegmentationLoss
 from .blob import BlobLoss
 from .boundary import BoundaryLoss, DistanceMapLoss, ModifiedBoundaryLoss, RegionBoundaryLoss
 from .compound import ComboLoss, ExpLogLoss, HybridFocalLoss
-from .deep_supervision import DeepSupervisionLoss
+from .deep_supervision import DeepSupervisionLoss, downsample_label
 from .dibe import DIBEDisLoss, DIBELoss, DIBERegLoss
 from .monai_dice import CheckedDiceCELoss, CheckedDiceLoss, CheckedGeneralizedDiceLoss
 from .tversky import FocalTverskyLoss

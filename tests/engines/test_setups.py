@@ -188,13 +188,20 @@ def test_deep_supervision_loss_passes_maps_to_every_head():
     weight_map = torch.rand(2, 1, 8, 8)
     expected = base(heads[0], target, weight_map=weight_map) + 0.5 * base(heads[1], target, weight_map=weight_map)
     assert torch.allclose(loss(heads, target, weight_map=weight_map), expected)
-    # a smaller head gets the target and the map resized like MONAI resizes the target
+    # a smaller head gets the map resized like MONAI resizes the target, the target by the max rule (default
+    # target_mode): rows/cols 2..4 touch the 2x2 cells 1 and 2
     small = torch.randn(2, 2, 4, 4)
     value = loss([heads[0], small], target, weight_map=weight_map)
     resized = torch.nn.functional.interpolate(weight_map, size=(4, 4), mode="nearest-exact")
-    small_target = torch.nn.functional.interpolate(target, size=(4, 4), mode="nearest-exact")
+    small_target = torch.zeros(2, 1, 4, 4)
+    small_target[:, :, 1:3, 1:3] = 1
     manual = base(heads[0], target, weight_map=weight_map) + 0.5 * base(small, small_target, weight_map=resized)
     assert torch.allclose(value, manual)
+    # target_mode="nearest": MONAI's resize of the target too
+    nearest = DeepSupervisionLoss(base, weight_mode="exp", target_mode="nearest")
+    nearest_target = torch.nn.functional.interpolate(target, size=(4, 4), mode="nearest-exact")
+    manual = base(heads[0], target, weight_map=weight_map) + 0.5 * base(small, nearest_target, weight_map=resized)
+    assert torch.allclose(nearest([heads[0], small], target, weight_map=weight_map), manual)
     # a single tensor (evaluation output) is a plain call
     assert torch.allclose(loss(heads[0], target, weight_map=weight_map), base(heads[0], target, weight_map=weight_map))
 
@@ -219,3 +226,17 @@ def test_monai_based_losses_check_labels_like_the_packages_own(loss, present_cla
         setup.loss_function(x, target)
     with pytest.raises(ValueError, match=re.escape("ground truth has different shape ((3, 1, 8, 8)) from input")):
         setup.loss_function(x, torch.zeros(3, 1, 8, 8))
+
+
+@pytest.mark.parametrize("mode", ["max", "area", "nearest"])
+def test_deep_supervision_target_mode_reaches_the_loss(mode):
+    setup = SegmentationSetup(loss="dice", crop="none", out_channels=2, deep_supervision=True,
+                              deep_supervision_target_mode=mode)
+    assert isinstance(setup.loss_function, DeepSupervisionLoss) and setup.loss_function.target_mode == mode
+    target = torch.zeros(1, 1, 8, 8)
+    target[..., 0, 0] = 1  # one pixel: in the 4x4 head's target under "max" only
+    heads = [torch.randn(1, 2, 8, 8), torch.randn(1, 2, 4, 4)]
+    from monai_imbalance.losses import downsample_label
+
+    expected = setup.loss(heads[0], target) + setup.loss(heads[1], downsample_label(target, (4, 4), mode=mode))
+    assert setup.loss_function(heads, target).item() == pytest.approx(expected.item(), rel=1e-6)

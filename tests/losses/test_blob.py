@@ -344,3 +344,19 @@ def test_background_of_an_index_map_is_never_a_blob(name):
     with_bg = BlobLoss(LOSSES[name](softmax=True, to_onehot_y=True, include_background=True))
     without = BlobLoss(LOSSES[name](**SOFTMAX))
     assert with_bg.blob_term(logits, target).item() == pytest.approx(without.blob_term(logits, target).item())
+
+
+def test_deep_supervision_relabels_components_for_smaller_heads():
+    from monai_imbalance.losses import DeepSupervisionLoss, downsample_label
+
+    target = torch.zeros(1, 1, 16, 16)
+    target[..., 1, 1] = 1  # a one-pixel object: kept by the "max" downsampling, not by nearest-resized ids
+    target[..., 6:12, 6:12] = 1
+    ids = torch.from_numpy(connected_components(target[0].numpy()))[None]
+    blob = BlobLoss(DiceLoss(sigmoid=True))
+    loss = DeepSupervisionLoss(blob, weight_mode="same", target_mode="max")
+    heads = [torch.randn(1, 1, 16, 16), torch.randn(1, 1, 8, 8)]
+    value = loss(heads, target, components=ids)
+    small = downsample_label(target, (8, 8), mode="max")
+    expected = blob(heads[0], target, components=ids) + blob(heads[1], small)  # the small head's own components
+    assert value.item() == pytest.approx(expected.item(), rel=1e-6)
