@@ -45,7 +45,13 @@ import torch
 from monai.losses import DiceLoss, TverskyLoss
 from torch.nn.modules.loss import _Loss
 
-from monai_imbalance.losses.one_vs_rest import OneVsRestLoss, PixelRegionLoss, RegionOnlyLoss, one_vs_rest_terms
+from monai_imbalance.losses.one_vs_rest import (
+    OneVsRestLoss,
+    OneVsRestTerms,
+    PixelRegionLoss,
+    RegionOnlyLoss,
+    one_vs_rest_terms,
+)
 from monai_imbalance.losses.utils import activate, check_input_shape, check_target, plain_tensor
 
 __all__ = ["BlobLoss", "BLOB_INPUT_ARGUMENTS"]
@@ -164,23 +170,33 @@ class BlobLoss(_Loss):
         self, input: torch.Tensor, target: torch.Tensor, components: torch.Tensor | None = None
     ) -> torch.Tensor:
         check_input_shape(input)
-        total = input.new_zeros(())
-        if self.alpha > 0:
-            global_value = (self.global_loss or self.loss)(input, target)
-            if global_value.ndim != 0:
-                raise ValueError(
-                    f"the global loss must return a scalar (reduction 'mean' or 'sum'), got shape "
-                    f"{tuple(global_value.shape)}."
-                )
-            total = total + self.alpha * global_value
-        if self.beta > 0:
-            total = total + self.beta * self.blob_term(input, target, components)
-        return total
+        if self.beta == 0:
+            return self.alpha * self._global_value(input, target)
+        blob, shared_global = self._blob(input, target, components, want_global=self.alpha > 0)
+        if self.alpha == 0:
+            return self.beta * blob
+        # the fast path gives the global term of the same loss from the same sums (no second activation)
+        global_value = self._global_value(input, target) if shared_global is None else shared_global
+        return self.alpha * global_value + self.beta * blob
+
+    def _global_value(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        value = (self.global_loss or self.loss)(input, target)
+        if value.ndim != 0:
+            raise ValueError(
+                f"the global loss must return a scalar (reduction 'mean' or 'sum'), got shape {tuple(value.shape)}."
+            )
+        return value
 
     def blob_term(
         self, input: torch.Tensor, target: torch.Tensor, components: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``L_blob``: the mean over (image, class) pairs with components of the mean loss of their components."""
+        return self._blob(input, target, components, want_global=False)[0]
+
+    def _blob(
+        self, input: torch.Tensor, target: torch.Tensor, components: torch.Tensor | None, want_global: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The blob term, and the global term when the fast path can give it from the same sums (else None)."""
         loss = self.loss
         input, target = plain_tensor(input), plain_tensor(target)
         check_input_shape(input)
@@ -190,15 +206,15 @@ class BlobLoss(_Loss):
         probs = probs[:, offset:]
         with torch.no_grad():
             comps = self._components(input, target, components, offset)
-        values = self._fast_values(input, target, probs, comps)
-        if values is None:
-            values = self._batched_values(probs, comps)
+        fast = self._fast_values(input, target, probs, comps, want_global and self.global_loss is None)
+        values, global_value = fast if fast is not None else (self._batched_values(probs, comps), None)
         valid = comps.size[:, 1:] > 0  # [B * C', K - 1]
         per_pair = torch.where(valid, values, values.new_zeros(())).sum(1)
         counts = valid.sum(1)
         has = counts > 0
         pair_means = per_pair / counts.clamp(min=1).to(per_pair.dtype)
-        return (pair_means * has).sum().to(input.dtype) / has.sum().clamp(min=1).to(input.dtype)
+        blob = (pair_means * has).sum().to(input.dtype) / has.sum().clamp(min=1).to(input.dtype)
+        return blob, global_value
 
     # ------------------------------------------------------------------------------------------------ components
 
@@ -278,45 +294,91 @@ class BlobLoss(_Loss):
 
     # ------------------------------------------------------------------------------------ per-component values
 
-    def _counts(self, probs: torch.Tensor, comps: _Components) -> tuple[torch.Tensor, ...]:
-        """Soft ``tp, fp, fn`` of every component slot ``[B * C', K - 1]`` (float64)."""
+    def _counts(
+        self, probs: torch.Tensor, comps: _Components
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+        """Soft ``tp, fp, fn`` of every component slot ``[B * C', K - 1]`` (float64), and of every whole
+        (image, class) pair ``[B, C']``: the components cover the target's foreground, so the pair's counts are
+        their sums (``tp``, ``fn``) and its background sum (``fp``)."""
         tp, background = self._segment_sums(probs, comps)
+        size = comps.size[:, 1:].to(tp.dtype)
         valid = comps.size[:, 1:] > 0
-        fn = comps.size[:, 1:].to(tp.dtype) - tp
+        fn = size - tp
+        shape = probs.shape[:2]
+        pair_tp = tp.sum(1)
+        whole = (pair_tp.reshape(shape), background[:, 0].reshape(shape), (size.sum(1) - pair_tp).reshape(shape))
         # empty slots get harmless counts, so that no NaN or infinite gradient comes back through torch.where
-        return torch.where(valid, tp, tp.new_ones(())), background.expand_as(tp), torch.where(valid, fn, 0.0)
+        per_slot = (torch.where(valid, tp, tp.new_ones(())), background.expand_as(tp), torch.where(valid, fn, 0.0))
+        return per_slot, whole
 
     def _fast_values(
-        self, input: torch.Tensor, target: torch.Tensor, probs: torch.Tensor, comps: _Components
-    ) -> torch.Tensor | None:
-        """Per-component loss from segment sums, for the losses made of soft counts and a pixel term; else None."""
+        self, input: torch.Tensor, target: torch.Tensor, probs: torch.Tensor, comps: _Components, want_global: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """Per-component loss from segment sums, for the losses made of soft counts and a pixel term, and (when
+        asked and the loss's reduction allows) the loss of the whole input from the same sums; None for other
+        losses (the batched path)."""
         loss = self.loss
         if isinstance(loss, OneVsRestLoss):
-            region = isinstance(loss, (RegionOnlyLoss, PixelRegionLoss))
-            pixel = getattr(loss, "pixel_term", None) if not isinstance(loss, RegionOnlyLoss) else None
-            if not region and pixel is None:
+            return self._one_vs_rest_values(input, target, probs, comps, want_global)
+        if isinstance(loss, (DiceLoss, TverskyLoss)):
+            if isinstance(loss, DiceLoss) and (loss.squared_pred or loss.ignore_index is not None):
                 return None
-            value = 0.0
-            if region:
-                value = loss.region_loss(*self._counts(probs, comps))
-            if pixel is not None:
-                # the pixel term with the original target: its value on a component pixel (label 1) and on the
-                # background (label 0) is the masked problem's; masked pixels (p = 0, y = 0) add 0
-                terms = one_vs_rest_terms(input, target, pixel, **loss.input_args(), want_map=True, want_counts=False)
-                per_slot, background = self._segment_sums(terms.pixel, comps)
-                mean = (per_slot + background) / terms.num_voxels
-                theta = getattr(loss, "theta", 1.0) if region else 1.0
-                value = theta * mean + (1.0 - theta) * value if region else mean
-            return value  # type: ignore[return-value]
-        if isinstance(loss, DiceLoss) and not loss.squared_pred and loss.ignore_index is None:
-            tp, fp, fn = self._counts(probs, comps)
-            if not loss.jaccard:
-                fp, fn = 0.5 * fp, 0.5 * fn
-            return 1.0 - (2.0 * tp + loss.smooth_nr) / (2.0 * (tp + fp + fn) + loss.smooth_dr)
-        if isinstance(loss, TverskyLoss):
-            tp, fp, fn = self._counts(probs, comps)
-            return 1.0 - (tp + loss.smooth_nr) / (tp + loss.alpha * fp + loss.beta * fn + loss.smooth_dr)
+            per_slot, whole = self._counts(probs, comps)
+
+            def index(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor) -> torch.Tensor:
+                if isinstance(loss, TverskyLoss):
+                    return 1.0 - (tp + loss.smooth_nr) / (tp + loss.alpha * fp + loss.beta * fn + loss.smooth_dr)
+                if not loss.jaccard:
+                    fp, fn = 0.5 * fp, 0.5 * fn
+                return 1.0 - (2.0 * tp + loss.smooth_nr) / (2.0 * (tp + fp + fn) + loss.smooth_dr)
+
+            global_value = None
+            # MONAI's counts read a soft target as it is; the components (and these sums) read it hard
+            hard = (loss.to_onehot_y and input.shape[1] > 1) or bool(((target == 0) | (target == 1)).all())
+            plain = hard and not loss.batch and getattr(loss, "class_weight", None) is None
+            if want_global and plain and loss.reduction in ("mean", "sum"):
+                per_pair = index(*whole)
+                global_value = (per_pair.mean() if loss.reduction == "mean" else per_pair.sum()).to(input.dtype)
+            return index(*per_slot), global_value
         return None
+
+    def _one_vs_rest_values(
+        self, input: torch.Tensor, target: torch.Tensor, probs: torch.Tensor, comps: _Components, want_global: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """The fast path of the package's one-vs-rest losses: soft counts and the pixel term's map, segment-summed;
+        the global term through the loss's own reductions (class weights, ``batch``, ``reduction``)."""
+        loss = self.loss
+        region = isinstance(loss, (RegionOnlyLoss, PixelRegionLoss))
+        pixel_term = None if isinstance(loss, RegionOnlyLoss) else getattr(loss, "pixel_term", None)
+        if not region and pixel_term is None:
+            return None
+        value: torch.Tensor | float = 0.0
+        whole_counts: tuple[torch.Tensor, ...] = (None, None, None)  # type: ignore[assignment]
+        pixel_sums = None
+        num_voxels = probs[0, 0].numel()
+        if region:
+            per_slot, whole_counts = self._counts(probs, comps)
+            value = loss.region_loss(*per_slot)
+        if pixel_term is not None:
+            # the pixel term with the original target: its value on a component pixel (label 1) and on the
+            # background (label 0) is the masked problem's; masked pixels (p = 0, y = 0) add 0
+            terms = one_vs_rest_terms(input, target, pixel_term, **loss.input_args(), want_map=True, want_counts=False)
+            per_slot_map, background = self._segment_sums(terms.pixel, comps)
+            mean = (per_slot_map + background) / num_voxels
+            value = loss.theta * mean + (1.0 - loss.theta) * value if region else mean
+            pixel_sums = (per_slot_map.sum(1) + background[:, 0]).reshape(probs.shape[:2]).to(input.dtype)
+        if not want_global or loss.reduction not in ("mean", "sum"):
+            return value, None  # type: ignore[return-value]
+        parts = OneVsRestTerms(pixel_sums, *whole_counts, num_voxels)
+        if isinstance(loss, PixelRegionLoss):
+            whole_region = loss.region_loss(*loss._region_counts(parts)).to(input.dtype)
+            global_value = loss._reduce(loss.theta * loss._pixel_mean(parts) + (1.0 - loss.theta) * whole_region)
+        elif region:
+            global_value = loss._reduce(loss.region_loss(*loss._region_counts(parts)).to(input.dtype))
+        else:  # a pixel-only loss (DIBE_Dis): the mean (or sum) of its weighted pixel term
+            total = loss._weighted(pixel_sums, 1).sum()
+            global_value = total / (pixel_sums.numel() * num_voxels) if loss.reduction == "mean" else total
+        return value, global_value  # type: ignore[return-value]
 
     def _batched_values(self, probs: torch.Tensor, comps: _Components) -> torch.Tensor:
         """Any loss: one call on the batch of masked single-channel problems, one element per component."""

@@ -360,3 +360,41 @@ def test_deep_supervision_relabels_components_for_smaller_heads():
     small = downsample_label(target, (8, 8), mode="max")
     expected = blob(heads[0], target, components=ids) + blob(heads[1], small)  # the small head's own components
     assert value.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+SHARED_CASES = {
+    **{name: {} for name in LOSSES},
+    "dice_sum": {"reduction": "sum"},
+    "dibe_batch": {"batch": True},
+    "focal_tversky_weighted": {"weight": [0.2, 0.3, 0.5]},
+    "dice_weighted": {"weight": [0.2, 0.3, 0.5]},
+    "dibe_dis_sum": {"reduction": "sum"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(SHARED_CASES))
+def test_total_equals_global_loss_plus_blob_term(case):
+    # the fast path gives the global term from the same sums: it must equal calling the wrapped loss
+    name = case.split("_sum")[0].split("_batch")[0].split("_weighted")[0]
+    kwargs = {**SOFTMAX, **SHARED_CASES[case]}
+    target = torch.stack([random_index_label((20, 18), 4, seed, objects=9)[None] for seed in (3, 4)]).double()
+    logits = torch.randn(2, 4, 20, 18, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    loss = LOSSES[name](**kwargs)
+    x1, x2 = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    total = BlobLoss(loss, alpha=2.0, beta=1.0)(x1, target)
+    separate = 2.0 * loss(x2, target) + BlobLoss(loss).blob_term(x2, target)
+    assert total.item() == pytest.approx(separate.item(), rel=1e-6, abs=1e-9)
+    total.backward()
+    separate.backward()
+    torch.testing.assert_close(x1.grad, x2.grad, rtol=1e-5, atol=1e-8)
+
+
+def test_soft_binary_target_keeps_the_global_loss_own_reading():
+    target = (random_index_label((16, 16), 2, 2, objects=5) > 0)[None, None].double()
+    soft = target * 0.9 + (1 - target) * 0.05  # read as hard 0/1 by the components; MONAI's Dice reads it soft
+    logits = torch.randn(1, 1, 16, 16, dtype=torch.float64)
+    ids = torch.from_numpy(connected_components(target[0].numpy()))[None]  # soft labels: components given
+    dice = DiceLoss(sigmoid=True)
+    blob = BlobLoss(dice)
+    expected = 2 * dice(logits, soft) + blob.blob_term(logits, soft, ids)
+    assert blob(logits, soft, ids).item() == pytest.approx(expected.item(), rel=1e-9)
