@@ -45,6 +45,7 @@ import torch
 from monai.losses import DiceLoss, TverskyLoss
 from torch.nn.modules.loss import _Loss
 
+from monai_imbalance.losses.base import INPUT_ARGUMENTS
 from monai_imbalance.losses.one_vs_rest import (
     OneVsRestLoss,
     OneVsRestTerms,
@@ -54,10 +55,7 @@ from monai_imbalance.losses.one_vs_rest import (
 )
 from monai_imbalance.losses.utils import activate, check_input_shape, check_target, plain_tensor
 
-__all__ = ["BlobLoss", "BLOB_INPUT_ARGUMENTS"]
-
-#: the attributes a wrapped loss must have (MONAI's input arguments): BlobLoss activates and masks for it
-BLOB_INPUT_ARGUMENTS = ("include_background", "to_onehot_y", "sigmoid", "softmax", "other_act")
+__all__ = ["BlobLoss"]
 
 
 class _Components(NamedTuple):
@@ -77,7 +75,7 @@ def _check_loss(loss: Any, name: str) -> None:
     if not callable(loss):
         raise TypeError(f"{name} must be a loss (a callable module), got {type(loss).__name__}.")
     if name == "loss":
-        missing = [a for a in BLOB_INPUT_ARGUMENTS if not hasattr(loss, a)]
+        missing = [a for a in INPUT_ARGUMENTS if not hasattr(loss, a)]  # BlobLoss activates and masks for it
         if missing:
             raise TypeError(
                 f"BlobLoss wraps a loss with MONAI's input arguments (DiceLoss, TverskyLoss, the losses of "

@@ -18,15 +18,15 @@ its pixels touch.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 
+from monai_imbalance.transforms.utils import LabelToKeyd
 from monai_imbalance.utils import label_components, validate_label
 
 __all__ = [
@@ -93,7 +93,7 @@ class ConnectedComponents(Transform):
         return result
 
 
-class ConnectedComponentsd(MapTransform):
+class ConnectedComponentsd(LabelToKeyd):
     """Dictionary form of :class:`ConnectedComponents`: the ids of ``d[key]`` go to ``d[key + postfix]``
     (``"label_components"`` by default), what :class:`~monai_imbalance.losses.BlobLoss` takes as ``components``.
 
@@ -113,17 +113,7 @@ class ConnectedComponentsd(MapTransform):
         postfix: str = "_components",
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if not postfix:
-            raise ValueError("postfix must be a non-empty string, or the components would overwrite their label.")
-        self.transform = ConnectedComponents(connectivity)
-        self.postfix = postfix
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[f"{key}{self.postfix}"] = self.transform(d[key])
-        return d
+        super().__init__(keys, ConnectedComponents(connectivity), postfix, allow_missing_keys)
 
 
 ConnectedComponentsD = ConnectedComponentsDict = ConnectedComponentsd

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
 from scipy import ndimage
 
 from monai_imbalance.transforms import _window_kernels
@@ -336,3 +338,21 @@ def face_edges(label: Any, mode: str = "inner") -> np.ndarray | torch.Tensor:
     if mode == "inner":
         edges &= label > 0
     return edges
+
+
+class LabelToKeyd(MapTransform):
+    """Dictionary form shared by the transforms that derive something from a label (the weight and distance maps,
+    the component ids): ``transform(d[key])`` goes to ``d[key + postfix]``, the label is left as it is."""
+
+    def __init__(self, keys: KeysCollection, transform: Transform, postfix: str, allow_missing_keys: bool) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if not postfix:
+            raise ValueError("postfix must be a non-empty string, or the output would overwrite its label.")
+        self.transform = transform
+        self.postfix = postfix
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[f"{key}{self.postfix}"] = self.transform(d[key])
+        return d

@@ -38,17 +38,18 @@ compute it on the fly.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import TransformBackends, convert_to_dst_type
 from scipy import ndimage
 
 from monai_imbalance.transforms.utils import (
+    LabelToKeyd,
     _grow_box,
     bounding_box,
     dilate_by_distance,
@@ -741,24 +742,7 @@ class SignedDistanceMap(Transform):
         return result
 
 
-class _LabelMapd(MapTransform):
-    """Dictionary form shared by the maps: the map of ``d[key]`` goes to ``d[key + postfix]``."""
-
-    def __init__(self, keys: KeysCollection, transform: Transform, postfix: str, allow_missing_keys: bool) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if not postfix:
-            raise ValueError("postfix must be a non-empty string, or the map would overwrite its label.")
-        self.transform = transform
-        self.postfix = postfix
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[f"{key}{self.postfix}"] = self.transform(d[key])
-        return d
-
-
-class DilationWeightMapd(_LabelMapd):
+class DilationWeightMapd(LabelToKeyd):
     """Dictionary form of :class:`DilationWeightMap`: stores the map of ``d[key]`` under ``key + postfix``
     (``"label_weight"`` by default), so that ``CacheDataset`` caches it and later spatial transforms can move it.
 
@@ -782,7 +766,7 @@ class DilationWeightMapd(_LabelMapd):
         super().__init__(keys, DilationWeightMap(radius, spacing), postfix, allow_missing_keys)
 
 
-class UncertaintyWeightMapd(_LabelMapd):
+class UncertaintyWeightMapd(LabelToKeyd):
     """Dictionary form of :class:`UncertaintyWeightMap`: the map of ``d[key]`` goes to ``key + postfix``.
 
     Args:
@@ -808,7 +792,7 @@ class UncertaintyWeightMapd(_LabelMapd):
         super().__init__(keys, transform, postfix, allow_missing_keys)
 
 
-class BorderWeightMapd(_LabelMapd):
+class BorderWeightMapd(LabelToKeyd):
     """Dictionary form of :class:`BorderWeightMap`: stores the map of ``d[key]`` under ``key + postfix``
     (``"label_weight"`` by default), so that ``CacheDataset`` caches it and later spatial transforms can move it;
     pass it to the loss as ``weight_map`` (inside a trainer: ``loss_inputs={"weight_map": "label_weight"}``).
@@ -837,7 +821,7 @@ class BorderWeightMapd(_LabelMapd):
         super().__init__(keys, transform, postfix, allow_missing_keys)
 
 
-class SignedDistanceMapd(_LabelMapd):
+class SignedDistanceMapd(LabelToKeyd):
     """Dictionary form of :class:`SignedDistanceMap`: the maps of ``d[key]`` go to ``key + postfix``
     (``"label_sdm"`` by default).
 
