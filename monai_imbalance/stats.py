@@ -161,40 +161,50 @@ def _adaptive_cells(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     return first, last
 
 
+def _pixel_cells(
+    shape: tuple[int, ...], size: tuple[int, ...], coords: tuple[np.ndarray, ...]
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The low-resolution cells of the pixels at ``coords``: one ``(flat cell, mask)`` per combination of the one or
+    two cells per axis (:func:`_adaptive_cells`); ``mask`` (None: every pixel) marks the pixels for which that
+    combination is a distinct cell, so that each pixel counts once in each of its cells."""
+    options = []  # per axis: (first cell, None), (last cell, pixels whose last cell differs from the first)
+    for axis, (full, small) in enumerate(zip(shape, size)):
+        first, last = _adaptive_cells(full, small)
+        first, last = first[coords[axis]], last[coords[axis]]
+        options.append(((first, None),) if np.array_equal(first, last) else ((first, None), (last, last != first)))
+    combos = []
+    for choice in itertools.product(*options):
+        masks = [m for _, m in choice if m is not None]
+        mask = np.logical_and.reduce(masks) if masks else None
+        combos.append((np.ravel_multi_index([c for c, _ in choice], size), mask))
+    return combos
+
+
 def _pooled_cell_labels(
-    shape: tuple[int, ...], size: tuple[int, ...], coords: tuple[np.ndarray, ...], pixel_class: np.ndarray,
-    threshold: float,
+    shape: tuple[int, ...], size: tuple[int, ...], cells: list[tuple[np.ndarray, np.ndarray | None]],
+    pixel_class: np.ndarray, threshold: float,
 ) -> dict[str, np.ndarray]:
     """The ``"max"`` and ``"area"`` labels of every low-resolution cell (flat), from the foreground pixels only.
 
     What :func:`~monai_imbalance.losses.deep_supervision.downsample_label` computes with one adaptive average
     pooling of the one-hot (its cost: voxels x classes), counted here sparsely: per class, one ``bincount`` of the
-    cells its pixels lie in (``coords``: the foreground pixels' coordinates; each lies in one or two cells per axis,
-    :func:`_adaptive_cells`, and is counted once in each distinct cell); the cell takes the class with the most
-    pixels (ties: the smaller class, by the ascending loop), under ``"area"`` only when that count is at least
-    ``threshold`` of the cell's pixels. The statistics' tests check both against ``downsample_label``.
+    cells its pixels lie in (``cells``: :func:`_pixel_cells` of the foreground pixels, each pixel counted once in each
+    distinct cell); the cell takes the class with the most pixels (ties: the smaller class, by the ascending loop),
+    under ``"area"`` only when that count is at least ``threshold`` of the cell's pixels. The statistics' tests check
+    both against ``downsample_label``.
     """
     n_cells = int(np.prod(size))
     cell_pixels = np.ones(1, dtype=np.int64)
-    options = []  # per axis: (first cell, last cell, pixels whose last cell differs from the first)
-    for axis, (full, small) in enumerate(zip(shape, size)):
+    for full, small in zip(shape, size):
         i = np.arange(small)
         cell_pixels = np.multiply.outer(cell_pixels, -((-(i + 1) * full) // small) - (i * full) // small)
-        first, last = _adaptive_cells(full, small)
-        first, last = first[coords[axis]], last[coords[axis]]
-        options.append(((first, None), (last, last != first)))
     cell_pixels = cell_pixels.reshape(-1)
-    combos = []  # every distinct cell of every pixel once: a "last" choice only where it differs from "first"
-    for choice in itertools.product(*options):
-        masks = [m for _, m in choice if m is not None]
-        mask = np.logical_and.reduce(masks) if masks else None
-        combos.append((np.ravel_multi_index([c for c, _ in choice], size), mask))
     best_count = np.zeros(n_cells, dtype=np.int64)
     best_class = np.zeros(n_cells, dtype=pixel_class.dtype)
     for value in np.unique(pixel_class):
         mine = pixel_class == value
         count = np.zeros(n_cells, dtype=np.int64)
-        for flat, mask in combos:
+        for flat, mask in cells:
             count += np.bincount(flat[mine if mask is None else mine & mask], minlength=n_cells)
         better = count > best_count
         best_count[better], best_class[better] = count[better], value
@@ -230,20 +240,15 @@ def _objects_lost(
     tensor = torch.from_numpy(source if source.flags.writeable else source.copy())[None, None]
     for level in range(1, levels + 1):
         size = tuple(-(-s // 2**level) for s in arr.shape)
-        per_axis = []
-        for axis, (full, small) in enumerate(zip(arr.shape, size)):
-            first, last = _adaptive_cells(full, small)
-            first, last = first[coords[axis]], last[coords[axis]]
-            per_axis.append((first,) if np.array_equal(first, last) else (first, last))
-        cells = [np.ravel_multi_index(combo, size) for combo in itertools.product(*per_axis)]
-        pooled = _pooled_cell_labels(arr.shape, size, coords, pixel_class, DS_AREA_THRESHOLD)
+        cells = _pixel_cells(arr.shape, size, coords)  # once per level: the pooled labels and the hit check
+        pooled = _pooled_cell_labels(arr.shape, size, cells, pixel_class, DS_AREA_THRESHOLD)
         for rule in DS_RULES:
             if rule == "nearest":
                 low = downsample_label(tensor, size, mode=rule).numpy().reshape(-1)
             else:
                 low = pooled[rule]
             hit = np.zeros(index.size, dtype=bool)
-            for flat in cells:
+            for flat, _ in cells:  # a repeated cell (mask False) gives the same answer: no mask needed here
                 hit |= low[flat] == pixel_class
             kept = np.count_nonzero(np.bincount(comp_labels[hit], minlength=n + 1)[1:])
             lost[rule][level - 1] = n - kept

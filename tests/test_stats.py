@@ -403,7 +403,7 @@ def test_sparse_cell_labels_equal_downsample_label(shape):
     import torch
 
     from monai_imbalance.losses.deep_supervision import downsample_label
-    from monai_imbalance.stats import _pooled_cell_labels
+    from monai_imbalance.stats import _pixel_cells, _pooled_cell_labels
 
     rng = np.random.default_rng(len(shape) + shape[0])
     label = (rng.integers(1, 4, shape) * (rng.random(shape) < 0.2)).astype(np.uint8)
@@ -411,7 +411,7 @@ def test_sparse_cell_labels_equal_downsample_label(shape):
     coords = np.unravel_index(index, shape)
     for level in (1, 2, 3):
         size = tuple(-(-s // 2**level) for s in shape)
-        ours = _pooled_cell_labels(shape, size, coords, label.reshape(-1)[index], 0.5)
+        ours = _pooled_cell_labels(shape, size, _pixel_cells(shape, size, coords), label.reshape(-1)[index], 0.5)
         tensor = torch.from_numpy(label)[None, None]
         for rule in ("max", "area"):
             expected = downsample_label(tensor, size, mode=rule, area_threshold=0.5).numpy().reshape(-1)
