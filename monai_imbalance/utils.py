@@ -130,6 +130,62 @@ def non_integer_label_message(name: str, examples: object) -> str:
             "Interpolated labels need nearest-neighbour resampling; probability maps need thresholding.")
 
 
+#: elements per block of the fused label check (:func:`_uint8_label`): 256 KB of float32, so that the cast, the cast
+#: back and the comparison of a block run in the CPU cache after one read of the label from memory
+_BLOCK_ELEMENTS = 1 << 16
+#: labels of at least this many elements are checked on torch's intra-op threads (1 in DataLoader workers)
+_THREADED_ELEMENTS = 1 << 22
+
+
+def _label_blocks(arr: np.ndarray) -> list[tuple[slice, ...]]:
+    """Slices of about ``_BLOCK_ELEMENTS`` elements along the axis with the largest stride (the outermost in memory,
+    axis 0 of a C-ordered array, the last of a Fortran-ordered one), covering ``arr``."""
+    strides = [abs(s) if n > 1 else -1 for s, n in zip(arr.strides, arr.shape)]
+    axis = int(np.argmax(strides))
+    step = max(1, _BLOCK_ELEMENTS // max(arr.size // arr.shape[axis], 1))
+    lead = (slice(None),) * axis
+    return [lead + (slice(i, i + step),) for i in range(0, arr.shape[axis], step)]
+
+
+def _uint8_blocks(arr: np.ndarray, out: np.ndarray, blocks: Sequence[tuple[slice, ...]]) -> int | None:
+    """Cast ``arr[b]`` into ``out[b]`` for each block and check the round trip; the largest value, or None as soon
+    as a block does not hold only whole numbers in ``0..255`` (NaN, inf, fractions, negatives, larger values: a
+    ``uint8`` never equals them)."""
+    top = 0
+    with np.errstate(invalid="ignore"):  # NaN and out-of-range floats cast to arbitrary bytes, caught below
+        for block in blocks:
+            src, dst = arr[block], out[block]
+            np.copyto(dst, src, casting="unsafe")
+            if not np.array_equal(dst, src):
+                return None
+            top = max(top, int(dst.max()))
+    return top
+
+
+def _uint8_label(arr: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """``(arr as uint8, its maximum)`` when every value of ``arr`` (numeric, non-empty, not uint8) is a whole
+    number in ``0..255``, else None.
+
+    One pass over ``arr`` in blocks (:func:`_label_blocks`), each block cast and compared while it is in the cache:
+    the only full-size array made is the ``uint8`` result, and the label is read from memory once (a separate
+    minimum, maximum, cast and comparison read it four times). Labels of ``_THREADED_ELEMENTS`` or more are split
+    over ``torch.get_num_threads()`` threads (numpy releases the GIL in the cast and the comparison).
+    """
+    order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+    out = np.empty(arr.shape, np.uint8, order=order)
+    blocks = _label_blocks(arr)
+    threads = min(torch.get_num_threads(), len(blocks)) if arr.size >= _THREADED_ELEMENTS else 1
+    if threads <= 1:
+        top = _uint8_blocks(arr, out, blocks)
+        return None if top is None else (out, top)
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [blocks[i * len(blocks) // threads : (i + 1) * len(blocks) // threads] for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:  # one pool per call: fork-safe (DataLoader workers fork)
+        tops = list(pool.map(lambda part: _uint8_blocks(arr, out, part), parts))
+    return None if any(t is None for t in tops) else (out, max(tops))
+
+
 def validate_label(
     label: Any,
     num_classes: int | None = None,
@@ -139,12 +195,15 @@ def validate_label(
     """Check that ``label`` holds class indices and return it as an integer numpy array of the same shape.
 
     A label is valid when every value is finite, a whole number, ``>= 0`` and, when ``num_classes`` is given,
-    ``< num_classes``. Float labels with whole values (NIfTI files often store labels as float32; Synapse npz
-    files store them as float) are accepted and cast.
+    ``< num_classes``. Float labels with whole values (``LoadImaged`` gives float32 by default; NIfTI files often
+    store labels as float32; Synapse npz files store them as float) and wide integer labels (int64 tensors) are
+    accepted.
 
-    The values are checked without a wider copy of the label: its minimum and maximum are read in place, and a
-    float label is cast to the smallest unsigned dtype that holds its maximum (``uint8`` for up to 256 classes,
-    a quarter of a float32 label's memory) and compared with the original a chunk at a time.
+    Any label whose values fit ``0..255`` comes back as ``uint8``, the dtype the fast paths of the transforms read:
+    the check and the cast are one blocked pass over the label (the label is read once, and the ``uint8`` result is
+    the only full-size array made: peak extra memory one byte per voxel). A ``uint8`` label is returned as it is, a
+    bool label as a ``uint8`` view. Labels with larger values are checked by their minimum and maximum and come back
+    in the smallest unsigned dtype that holds them (float) or as they are (integer).
 
     Args:
         label: label map of any shape, numpy, torch or MetaTensor.
@@ -153,8 +212,8 @@ def validate_label(
         source: where the label came from (a file path, a datalist index), named in error messages.
 
     Returns:
-        ``np.ndarray``: the input's own array (no copy) when it is already integer; a ``uint8`` view of a bool
-        label; for a float label, a copy in the smallest sufficient unsigned dtype (``uint8``, ``uint16``, ...).
+        ``np.ndarray``: ``uint8`` when the values fit (a view of a ``uint8`` or bool label, else a copy); otherwise
+        the input's own integer array, or a copy of a float label in the smallest sufficient unsigned dtype.
 
     Raises:
         ValueError: when the label holds NaN/inf, non-integer, negative values or values ``>= num_classes``.
@@ -164,10 +223,30 @@ def validate_label(
     where = describe_source(source)
     if arr.dtype == bool:
         arr = arr.view(np.uint8)
-    elif not np.issubdtype(arr.dtype, np.number):
+    elif not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise ValueError(f"{name}{where} must be numeric, got dtype {arr.dtype}.")
     if arr.size == 0:
         raise ValueError(f"{name}{where} is empty (shape {tuple(arr.shape)}).")
+    if arr.dtype == np.uint8:
+        hi = int(arr.max()) if num_classes is not None else None
+    else:
+        fast = _uint8_label(arr) if arr.ndim else None
+        if fast is not None:
+            arr, hi = fast
+        else:
+            arr, hi = _wide_label(arr, name, where)
+    if num_classes is not None and hi >= num_classes:
+        hint = " For masks stored as 0/255, binarise them first (threshold=127)." if hi == 255 else ""
+        raise ValueError(
+            f"{name}{where} has value {hi} but num_classes={num_classes} (valid values 0..{num_classes - 1}).{hint}"
+        )
+    return arr
+
+
+def _wide_label(arr: np.ndarray, name: str, where: str) -> tuple[np.ndarray, int]:
+    """:func:`validate_label` for a label that is not all whole numbers in ``0..255``: the checks read its minimum
+    and maximum in place, and a float label is cast to the smallest unsigned dtype that holds its maximum and compared
+    with the original a chunk at a time; an error names the offending values."""
     lo, hi = arr.min(), arr.max()
     if not np.issubdtype(arr.dtype, np.integer):
         if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN propagates through min and max
@@ -181,15 +260,9 @@ def validate_label(
                 raise ValueError(non_integer_label_message(f"{name}{where}", examples))
         if converted is not None:
             arr = converted
-    lo, hi = int(lo), int(hi)
     if lo < 0:
-        raise ValueError(f"{name}{where} has negative values (min {lo}); labels must be class indices >= 0.")
-    if num_classes is not None and hi >= num_classes:
-        hint = " For masks stored as 0/255, binarise them first (threshold=127)." if hi == 255 else ""
-        raise ValueError(
-            f"{name}{where} has value {hi} but num_classes={num_classes} (valid values 0..{num_classes - 1}).{hint}"
-        )
-    return arr
+        raise ValueError(f"{name}{where} has negative values (min {int(lo)}); labels must be class indices >= 0.")
+    return arr, int(hi)
 
 
 def whole_number_arg(value: Any, name: str, minimum: int = 1) -> int | tuple[int, ...]:

@@ -15,7 +15,7 @@ from monai_imbalance.utils import ensure_int_sequence, to_numpy, validate_label
 )
 def test_validate_label_accepts_numpy_torch_metatensor(label):
     out = validate_label(label, num_classes=3)
-    assert out.dtype == np.int64  # an integer label comes back as it is
+    assert out.dtype == np.uint8  # an int64 label whose values fit a byte comes back as uint8
     np.testing.assert_array_equal(out, [[0, 1], [2, 1]])
 
 
@@ -29,13 +29,78 @@ def test_validate_label_casts_whole_floats_and_bools_to_the_smallest_unsigned_dt
     assert validate_label(np.arange(8.0)[::2]).tolist() == [0, 2, 4, 6]  # strided
     bools = validate_label(np.array([True, False]))
     assert bools.dtype == np.uint8 and bools.tolist() == [1, 0]
-    label = np.array([[0, 3]], dtype=np.int16)
+    label = np.array([[0, 3]], dtype=np.uint8)
     assert validate_label(label) is label  # no copy
+    wide_int = np.array([[0, 3000]], dtype=np.int16)
+    assert validate_label(wide_int) is wide_int  # values beyond a byte: the integer label as it is
 
 
-def test_validate_label_makes_no_int64_copy_of_a_float32_label():
-    label = np.zeros((1, 128, 128, 64), dtype=np.float32)  # 4 MiB
-    label[0, 20:90, 30:100, 5:50] = 2.0
+LABEL_DTYPES = [np.float32, np.float64, np.int64, np.int32, np.int16, np.uint16, np.uint8, bool]
+
+
+def _label_as(values, dtype, kind, layout):
+    arr = values.astype(dtype)
+    if layout == "F":
+        arr = np.asfortranarray(arr)
+    elif layout == "strided":
+        arr = np.repeat(arr, 2, axis=-1)[..., ::2]
+    if kind == "torch":
+        return torch.from_numpy(np.ascontiguousarray(arr)) if layout == "F" else torch.from_numpy(arr)
+    if kind == "meta":
+        return MetaTensor(torch.from_numpy(np.ascontiguousarray(arr)))
+    return arr
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("kind", ["numpy", "torch", "meta"])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("shape", [(37, 23), (1, 19, 17, 11), (300, 301)])
+def test_validate_label_any_dtype_gives_the_same_uint8_values(dtype, kind, layout, shape):
+    rng = np.random.default_rng(sum(shape))
+    values = rng.integers(0, 2 if dtype is bool else 9, size=shape)
+    out = validate_label(_label_as(values, dtype, kind, layout), num_classes=9)
+    assert out.dtype == np.uint8 and out.shape == shape
+    np.testing.assert_array_equal(out, values)
+
+
+BAD_VALUES = [(0.5, "non-integer"), (np.nan, "NaN or infinite"), (-np.inf, "NaN or infinite"), (-1, "negative"),
+              (256, "has value 256 but num_classes=9"), (1e30, "too large")]
+
+
+def _representable(dtype, value):
+    if not np.issubdtype(dtype, np.integer):
+        return True
+    return float(value).is_integer() and abs(value) <= np.iinfo(dtype).max
+
+
+@pytest.mark.parametrize(
+    "dtype, bad, match",
+    [(d, b, m) for d in (np.float32, np.float64, np.int64, np.int16) for b, m in BAD_VALUES if _representable(d, b)],
+)
+@pytest.mark.parametrize("size", [1000, 1 << 22])  # the second size takes the threaded path
+def test_validate_label_finds_one_bad_value_anywhere(dtype, bad, match, size):
+    rng = np.random.default_rng(size)
+    label = rng.integers(0, 9, size=size).astype(dtype)
+    for position in (0, int(rng.integers(1, size - 1)), size - 1):  # first block, anywhere, last block
+        broken = label.copy()
+        broken[position] = bad
+        with pytest.raises(ValueError, match=match):
+            validate_label(broken, num_classes=9)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_validate_label_threaded_path_equals_the_plain_cast(dtype, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # three parts, whatever the machine
+    values = np.random.default_rng(0).integers(0, 200, size=(1 << 22) + 17)
+    out = validate_label(values.astype(dtype))
+    assert out.dtype == np.uint8
+    np.testing.assert_array_equal(out, values)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_validate_label_makes_no_wide_copy_of_a_float32_or_int64_label(dtype):
+    label = np.zeros((1, 128, 128, 64), dtype=dtype)  # 4 or 8 MiB
+    label[0, 20:90, 30:100, 5:50] = 2
     tracemalloc.start()
     try:
         out = validate_label(label, num_classes=3)

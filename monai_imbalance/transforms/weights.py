@@ -49,7 +49,10 @@ from monai.utils import TransformBackends, convert_to_dst_type
 from scipy import ndimage
 
 from monai_imbalance.transforms.utils import (
+    DISTANCE_RTOL,
     LabelToKeyd,
+    _box_volume,
+    _edt,
     _grow_box,
     bounding_box,
     dilate_by_distance,
@@ -58,6 +61,7 @@ from monai_imbalance.transforms.utils import (
     face_edges,
     label_components,
     resolve_spacing,
+    two_sided_distance,
 )
 from monai_imbalance.utils import cc3d_connectivity, to_numpy, validate_label
 from monai_imbalance.utils import label_components as label_class_components
@@ -164,6 +168,14 @@ def dilation_weight_map(label: Any, radius: float, spacing: Sequence[float] | No
     label = np.asarray(label)
     counts = np.bincount(label.ravel())
     foreground = label != 0
+    if counts.size == 2 and counts[0] and counts[1] and _binary_boxes_cover_image(foreground, radius, spacing):
+        # both dilations from one two-sided distance transform: D^1 = Y or within R of it, D^0 = not Y or within R
+        near = two_sided_distance(foreground, spacing) <= radius * (1.0 + DISTANCE_RTOL)
+        dilated = (foreground | near, ~foreground | near)
+        weight_map = np.zeros(label.shape, dtype=np.float32)
+        for d in dilated:
+            np.maximum(weight_map, np.float32(1.0 / (1.0 + np.count_nonzero(d))), out=weight_map, where=d)
+        return weight_map
     components, boxes = label_components(foreground)
     if counts.size <= 2:  # binary: every foreground component holds class 1
         holds = np.ones((len(boxes) + 1, counts.size), dtype=bool)
@@ -182,6 +194,17 @@ def dilation_weight_map(label: Any, radius: float, spacing: Sequence[float] | No
         weight = np.float32(1.0 / (1.0 + np.count_nonzero(dilated)))
         np.maximum(weight_map, weight, out=weight_map, where=dilated)
     return weight_map
+
+
+def _binary_boxes_cover_image(foreground: np.ndarray, radius: float, spacing: Sequence[float] | None) -> bool:
+    """Whether the bounding-box path of a binary DBCE map would run distance transforms over at least the whole
+    image: the background's on the foreground's box grown by one voxel, the foreground's on that box grown by the
+    radius (an upper bound of its components' grown boxes). Then one two-sided transform of the image is cheaper."""
+    box = bounding_box(foreground)
+    steps = spacing or (1.0,) * foreground.ndim
+    margins = [int(radius * (1.0 + DISTANCE_RTOL) // s) for s in steps]
+    inner = _box_volume(_grow_box(box, [1] * foreground.ndim, foreground.shape))
+    return inner + _box_volume(_grow_box(box, margins, foreground.shape)) >= foreground.size
 
 
 def uncertainty_weight_map(
@@ -282,11 +305,11 @@ def two_nearest_object_distances(
         cutoff: distance beyond which an object may be ignored, ``> 0``; ``inf``: whole-image distance transforms.
 
     Returns:
-        ``(d1, d2)``, ``float64`` arrays of the shape of ``components``.
+        ``(d1, d2)``, ``float32`` arrays of the shape of ``components``.
     """
     shape = components.shape
-    near = np.full(shape, np.inf)
-    second = np.full(shape, np.inf)
+    near = np.full(shape, np.inf, dtype=np.float32)
+    second = np.full(shape, np.inf, dtype=np.float32)
     steps = spacing or (1.0,) * components.ndim
     margins = [int(cutoff // s) if math.isfinite(cutoff) else n for s, n in zip(steps, shape)]
     for index, box in enumerate(ndimage.find_objects(components), start=1):
@@ -294,7 +317,7 @@ def two_nearest_object_distances(
             continue
         grown = _grow_box(box, margins, shape)
         # the grown box holds the whole object, so the distances to it are exact on the box
-        dist = ndimage.distance_transform_edt(components[grown] != index, sampling=spacing)
+        dist = _edt(components[grown] != index, spacing)
         d1, d2 = near[grown], second[grown]  # views: the running two smallest, updated in place
         np.minimum(d2, np.maximum(d1, dist), out=d2)
         np.minimum(d1, dist, out=d1)
@@ -390,8 +413,12 @@ def border_weight_map(
     return out if device is None else torch.as_tensor(out, device=device)
 
 
-def signed_distance(mask: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:
-    """Signed distance map of one spatial binary mask in Kervadec's convention (see :func:`signed_distance_map`)."""
+def signed_distance(
+    mask: Any, spacing: Sequence[float] | None = None, out: np.ndarray | None = None
+) -> np.ndarray | torch.Tensor:
+    """Signed distance map of one spatial binary mask in Kervadec's convention (see :func:`signed_distance_map`).
+
+    ``out`` (numpy only): a ``float32`` array of the mask's shape to write the map into (returned)."""
     offset = 1.0 if spacing is None else float(min(spacing))
     if isinstance(mask, torch.Tensor):
         if not _is_torch_device_path(mask):
@@ -403,14 +430,21 @@ def signed_distance(mask: Any, spacing: Sequence[float] | None = None) -> np.nda
         inside = euclidean_distance(mask, spacing)
         return torch.where(mask, offset - inside, outside).float()
     mask = np.asarray(mask, dtype=bool)
-    if not mask.any() or mask.all():
-        return np.zeros(mask.shape, dtype=np.float32)
-    sdm = euclidean_distance(~mask, spacing)  # distance to the object, 0 inside
+    box = bounding_box(mask)  # None: empty
+    if box is None or mask.all():
+        if out is None:
+            return np.zeros(mask.shape, dtype=np.float32)
+        out[...] = 0.0
+        return out
+    sdm = _edt(~mask, spacing)  # distance to the object, 0 inside (float32)
+    if out is not None:
+        out[...] = sdm
+        sdm = out
     # distances to the background are non-zero only inside the object: its box grown by one voxel is exact
-    box = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(bounding_box(mask), mask.shape))
+    box = _grow_box(box, [1] * mask.ndim, mask.shape)
     inside = mask[box]
-    sdm[box][inside] = offset - euclidean_distance(inside, spacing)[inside]
-    return sdm.astype(np.float32)
+    np.copyto(sdm[box], offset - _edt(inside, spacing), where=inside)
+    return sdm
 
 
 def signed_distance_map(masks: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:
@@ -424,7 +458,20 @@ def signed_distance_map(masks: Any, spacing: Sequence[float] | None = None) -> n
     """
     if isinstance(masks, torch.Tensor):
         return torch.stack([signed_distance(m, spacing) for m in masks]) if len(masks) else masks.float()
-    return np.stack([signed_distance(m, spacing) for m in np.asarray(masks)]).astype(np.float32, copy=False)
+    masks = np.asarray(masks)
+    out = np.empty(masks.shape, dtype=np.float32)
+    for mask, channel in zip(masks, out):
+        signed_distance(mask, spacing, out=channel)
+    return out
+
+
+def _class_signed_distance_map(label: np.ndarray, num_classes: int, spacing: Sequence[float] | None = None) -> np.ndarray:
+    """:func:`signed_distance_map` of the one-hot of a spatial class-index map, ``(num_classes, *spatial)``, one
+    class mask at a time (no ``num_classes``-channel boolean stack)."""
+    out = np.empty((num_classes,) + label.shape, dtype=np.float32)
+    for c, channel in enumerate(out):
+        signed_distance(label == c, spacing, out=channel)
+    return out
 
 
 @torch.no_grad()
@@ -725,11 +772,12 @@ class SignedDistanceMap(Transform):
                     f"label has value {top} but num_classes={self.num_classes} "
                     f"(valid values 0..{self.num_classes - 1})."
                 )
+            if not isinstance(values, torch.Tensor):
+                out = _class_signed_distance_map(values[0], self.num_classes, spacing)
+                result, *_ = convert_to_dst_type(out, label, dtype=torch.float32)
+                return result
             classes = np.arange(self.num_classes).reshape((-1,) + (1,) * (len(shape) - 1))
-            if isinstance(values, torch.Tensor):
-                masks = values == torch.as_tensor(classes, device=values.device)
-            else:
-                masks = values == classes
+            masks = values == torch.as_tensor(classes, device=values.device)
         else:
             if top > 1:
                 raise ValueError(

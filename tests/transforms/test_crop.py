@@ -600,7 +600,8 @@ def test_pc_record_equals_full_image_edt(power, shape):
     record = ProbabilisticCropCenters(power)(pair["label"])
     edt = ndimage.distance_transform_edt(fg)  # on the whole image: the bounding-box shortcut must agree
     np.testing.assert_array_equal(record["indices"], np.flatnonzero(fg))
-    np.testing.assert_allclose(np.diff(record["cdf"], prepend=0.0), edt[fg] ** power, rtol=1e-12)
+    # distances are float32 (edt): relative rounding 6e-8 per distance, times the power
+    np.testing.assert_allclose(np.diff(record["cdf"], prepend=0.0), edt[fg] ** power, rtol=1e-6)
     assert record["indices"].dtype == np.int32 and record["cdf"].dtype == np.float64
 
 
@@ -627,7 +628,7 @@ def test_pc_component_boxes_give_whole_image_distances(monkeypatch, max_boxes):
         record = ProbabilisticCropCenters(2.0)(mask[None])
         np.testing.assert_array_equal(record["indices"], np.flatnonzero(fg))
         expected = ndimage.distance_transform_edt(fg)[fg] ** 2.0
-        np.testing.assert_allclose(np.diff(record["cdf"], prepend=0.0), expected, rtol=1e-9)
+        np.testing.assert_allclose(np.diff(record["cdf"], prepend=0.0), expected, rtol=1e-6)  # float32 distances
 
 
 def test_pc_centers_follow_distance_weights():
