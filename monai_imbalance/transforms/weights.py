@@ -465,7 +465,9 @@ def signed_distance_map(masks: Any, spacing: Sequence[float] | None = None) -> n
     return out
 
 
-def _class_signed_distance_map(label: np.ndarray, num_classes: int, spacing: Sequence[float] | None = None) -> np.ndarray:
+def _class_signed_distance_map(
+    label: np.ndarray, num_classes: int, spacing: Sequence[float] | None = None
+) -> np.ndarray:
     """:func:`signed_distance_map` of the one-hot of a spatial class-index map, ``(num_classes, *spatial)``, one
     class mask at a time (no ``num_classes``-channel boolean stack)."""
     out = np.empty((num_classes,) + label.shape, dtype=np.float32)
