@@ -28,14 +28,35 @@ def _loss_of(output: Any) -> dict[str, float]:
     return {}
 
 
+class _EveryNth:
+    """``transform(output)`` at the first call and every ``every``-th after it; the last value in between (the loss
+    shown by a progress bar: reading a CUDA tensor's value waits for the GPU, so not at every step)."""
+
+    def __init__(self, transform: Callable[[Any], dict], every: int) -> None:
+        self.transform = transform
+        self.every = every
+        self.calls = 0
+        self.value: dict = {}
+
+    def __call__(self, output: Any) -> dict:
+        if self.calls % self.every == 0:
+            self.value = self.transform(output)
+        self.calls += 1
+        return self.value
+
+
 class ProgressBar:
     """A tqdm progress bar over the iterations of each epoch (ignite's ``ProgressBar``), showing the loss.
+
+    The bar moves at every iteration; the loss it shows is read every ``refresh_every`` iterations (reading a loss
+    on the GPU is a host sync that stalls the next step's kernels).
 
     Args:
         enabled: False attaches nothing (bundles switch it with ``progress=False``).
         persist: keep each epoch's finished bar on screen.
         output_transform: engine output -> dict of values to show (default: the trainer's ``loss``).
         desc: bar description (ignite shows ``[epoch/max_epochs]`` after it).
+        refresh_every: read the shown values every this many iterations (1: every iteration).
     """
 
     def __init__(
@@ -44,10 +65,13 @@ class ProgressBar:
         persist: bool = False,
         output_transform: Callable[[Any], dict] | None = None,
         desc: str = "",
+        refresh_every: int = 10,
     ) -> None:
+        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
+            raise ValueError(f"refresh_every must be an int >= 1, got {refresh_every!r}.")
         self.enabled = bool(enabled)
         self.persist = persist
-        self.output_transform = output_transform or _loss_of
+        self.output_transform = _EveryNth(output_transform or _loss_of, refresh_every)
         self.desc = desc
         self.bar: Any = None
 

@@ -34,6 +34,13 @@ _CPU_CHUNK = 1 << 19
 _REST_FLOOR = 1e-30
 
 
+def _host_branches(device: torch.device) -> bool:
+    """Whether the kernels may branch on data (any tied maxima? may ``1 - p_max`` underflow?), which reads a value
+    back to the host: on CPU that costs nothing and skips work; on a GPU it would stall the stream at every step, so
+    the general form of each branch runs instead (the same values: the tests compare both)."""
+    return device.type == "cpu"
+
+
 class KernelTerm(NamedTuple):
     """The pixel term as the kernels read it: Eq. 16's ``lambda_``, ``gamma``, ``alpha`` (y = 0 side), ``beta``
     (y = 1 side), or with ``exp_log`` Eq. 11's exp-log CE term (``alpha = beta = 0``)."""
@@ -167,7 +174,8 @@ class _SoftmaxOneVsRest(torch.autograd.Function):
         sp = x.new_zeros(bsz, ch)
         sy = x.new_zeros(bsz, ch)
         one = x.new_ones(())
-        has_ties = False
+        branch = _host_branches(x.device)
+        has_ties = not branch  # without host reads, always the general (tie-aware) form
         chunks = _chunks(bsz, ch, voxels, x.device)
         b_max = max(b1 - b0 for b0, b1, _, _ in chunks)
         k_max = max(n1 - n0 for _, _, n0, n1 in chunks)
@@ -191,7 +199,8 @@ class _SoftmaxOneVsRest(torch.autograd.Function):
             rc.mul_(inv_s)
             sp[bs] += rc.sum(2) + torch.bmm(mc, inv_s.transpose(1, 2)).squeeze(2)
             torch.exp(z_true, out=p_true[bs, :, ks]).mul_(inv_s)
-            has_ties = has_ties or bool((n_max > 1).any())
+            if branch and not has_ties:
+                has_ties = bool((n_max > 1).any())
             pt = p_true[bs, :, ks]
             t2 = tc.view(b1 - b0, n1 - n0)
             tp[bs].scatter_add_(1, t2, pt.view(b1 - b0, n1 - n0))
@@ -230,8 +239,8 @@ class _SoftmaxOneVsRest(torch.autograd.Function):
             log_1mp_true = torch.lerp(log_1mp_true_rest, log_1mp_max, true_max)
             loss_a, dl_a = _general_terms(z_true_all.sub_(log_s), log_1mp_true, p_true, p1m_true, True, term)
             loss_tn_a = _true_negative_into(p_true_rest, p1m_true_rest, log_1mp_true_rest, term, None)
-            if has_ties:  # tied maxima (p <= 1/2) couple like ordinary classes: dl / (1 - p)
-                h.addcmul_(is_max, dl_b.div(p1m).mul_(1.0 - unique))
+            if has_ties:  # tied maxima (p <= 1/2) couple like ordinary classes: dl / (1 - p); 0 at a unique one
+                h.addcmul_(is_max, dl_b.div(p1m).masked_fill_(n_max_all == 1, 0.0))
             torch.lerp(dl_b, dl_a, true_max, out=dl_max).mul_(unique)  # dL/dl of a unique maximum, else 0
             # the true class: dl / (1 - p), except at a unique maximum, whose coupling is handled on its own
             h.scatter_(1, labels, dl_a.div_(p1m_true).mul_(1.0 - true_max * unique))
@@ -281,7 +290,7 @@ class _SoftmaxOneVsRest(torch.autograd.Function):
             pdot = grad.sum(1, keepdim=True)
             at_max = g_max
             # the unique maximum's term reaches the other classes through p_j / (1 - p_m) (<= 1)
-            if bool(p1m_max.min() >= _REST_FLOOR):
+            if _host_branches(p_rest.device) and bool(p1m_max.min() >= _REST_FLOOR):
                 shares = g_max / p1m_max
             else:  # g / (1 - p_m) could overflow: form the bounded shares first
                 grad.addcmul_(p_rest / p1m_max, g_max, value=-1.0)

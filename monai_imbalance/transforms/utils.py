@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -110,6 +112,8 @@ __all__ += [
     "exact_distance_boxes",
     "face_edges",
     "two_sided_distance",
+    "gpu_distance_available",
+    "maps_on_device",
 ]
 
 #: relative slack on distance thresholds, so that float rounding never decides a point lying exactly at the radius
@@ -199,6 +203,47 @@ def two_sided_distance(mask: np.ndarray, spacing: Sequence[float] | None = None)
     labels = mask.view(np.uint8) + np.uint8(1)  # C-ordered copy; 0 would mean "no label" to edt
     anisotropy = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * mask.ndim
     return edt.edt(labels, anisotropy=anisotropy[0] if mask.ndim == 1 else anisotropy, black_border=False, parallel=1)
+
+
+#: the extra that installs cuCIM and CuPy, per CUDA major version of torch
+GPU_EXTRAS = {"12": "gpu", "13": "gpu-cu13"}
+_warned_host_maps = False
+
+
+@functools.cache
+def gpu_distance_available() -> bool:
+    """Whether MONAI's ``distance_transform_edt`` runs on CUDA tensors on the GPU: cuCIM and CuPy importable
+    (``pip install "monai-imbalance[gpu]"``, ``[gpu-cu13]`` for CUDA 13). Without them MONAI copies every call's
+    tensor to the host and back."""
+    from monai.utils import optional_import
+
+    _, has_cupy = optional_import("cupy")
+    _, has_cucim = optional_import("cucim.core.operations.morphology", name="distance_transform_edt")
+    return bool(has_cupy and has_cucim)
+
+
+def maps_on_device(data: Any) -> bool:
+    """Whether a map of ``data`` is computed with torch ops on its device: a tensor on a GPU with cuCIM installed
+    (:func:`gpu_distance_available`). A GPU tensor without cuCIM goes to the host once, takes the CPU path (bounding
+    boxes, ``edt``) and its map comes back to the device; the first time, a ``UserWarning`` names the extra to
+    install. CPU tensors always take the CPU path (faster than torch ops there)."""
+    global _warned_host_maps
+    if not isinstance(data, torch.Tensor) or data.device.type == "cpu":
+        return False
+    if gpu_distance_available():
+        return True
+    if not _warned_host_maps:
+        _warned_host_maps = True
+        cuda = (torch.version.cuda or "12").split(".")[0]
+        extra = GPU_EXTRAS.get(cuda, "gpu")
+        warnings.warn(
+            f"distance maps of {data.device.type} tensors are computed on the host: cuCIM and CuPy are not installed "
+            f'(pip install "monai-imbalance[{extra}]" keeps them on the GPU). Each label is copied to the host '
+            "once and its map back.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return False
 
 
 def euclidean_distance(mask: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:

@@ -60,6 +60,7 @@ from monai_imbalance.transforms.utils import (
     euclidean_distance,
     face_edges,
     label_components,
+    maps_on_device,
     resolve_spacing,
     two_sided_distance,
 )
@@ -119,8 +120,9 @@ def check_class_weights(class_weights: Any) -> np.ndarray | None:
 
 
 def _is_torch_device_path(label: Any) -> bool:
-    """Compute with torch ops on the label's device: GPU tensors (CPU tensors are faster through scipy)."""
-    return isinstance(label, torch.Tensor) and label.device.type != "cpu"
+    """Compute with torch ops on the label's device (:func:`~monai_imbalance.transforms.utils.maps_on_device`): GPU
+    tensors with cuCIM installed; CPU tensors, and GPU tensors without cuCIM, take the CPU path."""
+    return maps_on_device(label)
 
 
 def _check_label_tensor(label: torch.Tensor, name: str) -> torch.Tensor:
@@ -481,8 +483,10 @@ def batch_map(fn: Callable[..., Any], batch: torch.Tensor, **kwargs: Any) -> tor
     """Apply a map function to every channel of every item of a batch ``(B, C, *spatial)``, on its device.
 
     ``fn`` receives one spatial array and ``kwargs`` and returns a map of the same shape (e.g.
-    :func:`dilation_weight_map`, :func:`signed_distance`); CPU tensors go through numpy (scipy), GPU tensors stay
-    on their device. The losses use it to compute maps on the fly, under ``torch.no_grad()``.
+    :func:`dilation_weight_map`, :func:`signed_distance`); CPU tensors go through numpy (``edt``, bounding boxes),
+    GPU tensors stay on their device when cuCIM is installed, else the batch goes to the host once and the maps
+    come back in one copy (:func:`~monai_imbalance.transforms.utils.maps_on_device`). The losses use it to compute
+    maps on the fly, under ``torch.no_grad()``.
 
     Returns:
         ``float32`` ``(B, C, *spatial)`` on the batch's device.
@@ -490,13 +494,14 @@ def batch_map(fn: Callable[..., Any], batch: torch.Tensor, **kwargs: Any) -> tor
     batch = batch.detach()
     if hasattr(batch, "as_tensor"):
         batch = batch.as_tensor()
-    on_device = batch.device.type != "cpu"
-    maps = [
-        torch.as_tensor(fn(channel if on_device else channel.numpy(), **kwargs), device=batch.device)
-        for item in batch
-        for channel in item
-    ]
-    return torch.stack(maps).reshape(batch.shape).float()
+    if maps_on_device(batch):
+        maps = [torch.as_tensor(fn(channel, **kwargs), device=batch.device) for item in batch for channel in item]
+        return torch.stack(maps).reshape(batch.shape).float()
+    host = batch.cpu().numpy()
+    out = np.empty(host.shape, dtype=np.float32)
+    for index in np.ndindex(*host.shape[:2]):
+        out[index] = fn(host[index], **kwargs)
+    return torch.from_numpy(out).to(batch.device)
 
 
 def _label_channel_map(label: Any, fn: Callable[..., Any], spacing: Any, name: str, **kwargs: Any) -> Any:

@@ -15,3 +15,36 @@ def test_throughput_logger():
     logger.attach(counted)
     counted.run([{"image": torch.zeros(4, 1)}] * 3, max_epochs=2)
     assert len(logger.history) == 2 and counted.state.metrics["images_per_second"] > 0
+
+
+class _CountedLoss(torch.Tensor):
+    """A loss tensor that counts how often its value is read (``.item()``: a host sync on a GPU)."""
+
+    reads = 0
+
+    def item(self):
+        type(self).reads += 1
+        return super().item()
+
+
+def test_progress_bar_reads_the_loss_every_refresh_iterations(monkeypatch):
+    from monai_imbalance.handlers import ProgressBar
+
+    monkeypatch.setattr(_CountedLoss, "reads", 0)
+    losses = [torch.tensor(float(i)).as_subclass(_CountedLoss) for i in range(25)]
+    engine = Engine(lambda e, b: {"loss": losses[e.state.iteration - 1]})
+    bar = ProgressBar(refresh_every=10)
+    bar.attach(engine)
+    engine.run(range(25), max_epochs=1)
+    # the bar reads the loss at iterations 1, 11 and 21 only, and shows the last value read
+    assert _CountedLoss.reads == 3
+    assert bar.output_transform.value == {"loss": 20.0}
+
+
+def test_progress_bar_rejects_a_bad_interval():
+    import pytest
+
+    from monai_imbalance.handlers import ProgressBar
+
+    with pytest.raises(ValueError, match="refresh_every must be an int >= 1"):
+        ProgressBar(refresh_every=0)

@@ -18,3 +18,11 @@ def test_terminate_on_nan():
     rate.attach(engine)
     engine.run([1.0, math.nan, 2.0], max_epochs=1)
     assert engine.state.iteration == 2  # stopped at the NaN
+
+
+def test_terminate_on_nan_every_n_iterations():
+    values = [1.0] * 12 + [float("nan")] * 20
+    engine = Engine(lambda e, b: {"loss": torch.tensor(values[e.state.iteration - 1])})
+    TerminateOnNan(every=5).attach(engine)
+    engine.run(range(32), max_epochs=1)
+    assert engine.state.iteration == 15  # the NaN of iteration 13 is seen at the next check

@@ -187,3 +187,22 @@ def test_cpu_chunks_match_the_definition(chunk, act, channels, monkeypatch):
         for a, b in zip(fused_out, ref_out):
             torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-8)
         torch.testing.assert_close(fused_grad, ref_grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("act,channels", [("softmax", 3), ("softmax", 5), ("sigmoid", 2)])
+@pytest.mark.parametrize("term", TERMS[1:], ids=repr)
+@pytest.mark.parametrize("scale", [3.0, 1e4])  # 1e4: 1 - p_max below float resolution, the bounded-shares form
+@pytest.mark.parametrize("ties", [True, False])
+def test_branch_free_form_equals_the_host_branches(act, channels, term, scale, ties, monkeypatch):
+    # on a GPU the kernels take the general form of every data-dependent branch (no host read per step): it must give
+    # what the CPU's branches give, with and without tied maxima
+    x, target, kwargs = _inputs(act, channels, (6, 7), scale=scale, seed=3)
+    if not ties:
+        x = x + torch.arange(channels, dtype=x.dtype).view(1, -1, 1, 1) * 1e-3  # no exact ties left
+    branched = _outputs_and_grad(True, x, target, term, **kwargs)
+    monkeypatch.setattr(kernels, "_host_branches", lambda device: False)
+    general = _outputs_and_grad(True, x, target, term, **kwargs)
+    for a, b in zip(general[0], branched[0]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(general[1], branched[1], rtol=1e-9, atol=1e-12)
+    assert bool(torch.isfinite(general[1]).all())
