@@ -77,7 +77,7 @@ def _representable(dtype, value):
     "dtype, bad, match",
     [(d, b, m) for d in (np.float32, np.float64, np.int64, np.int16) for b, m in BAD_VALUES if _representable(d, b)],
 )
-@pytest.mark.parametrize("size", [1000, 1 << 22])  # the second size takes the threaded path
+@pytest.mark.parametrize("size", [1000, 1 << 20])  # one block, many blocks
 def test_validate_label_finds_one_bad_value_anywhere(dtype, bad, match, size):
     rng = np.random.default_rng(size)
     label = rng.integers(0, 9, size=size).astype(dtype)
@@ -86,15 +86,6 @@ def test_validate_label_finds_one_bad_value_anywhere(dtype, bad, match, size):
         broken[position] = bad
         with pytest.raises(ValueError, match=match):
             validate_label(broken, num_classes=9)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.int64])
-def test_validate_label_threaded_path_equals_the_plain_cast(dtype, monkeypatch):
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)  # three parts, whatever the machine
-    values = np.random.default_rng(0).integers(0, 200, size=(1 << 22) + 17)
-    out = validate_label(values.astype(dtype))
-    assert out.dtype == np.uint8
-    np.testing.assert_array_equal(out, values)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
