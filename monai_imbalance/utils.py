@@ -150,6 +150,15 @@ def _uint8_blocks(arr: np.ndarray, out: np.ndarray, blocks: Sequence[tuple[slice
     as a block does not hold only whole numbers in ``0..255`` (NaN, inf, fractions, negatives, larger values: a
     ``uint8`` never equals them)."""
     top = 0
+    if np.issubdtype(arr.dtype, np.integer):  # whole by type: the range is the whole check (no comparison)
+        for block in blocks:
+            src = arr[block]
+            lo, hi = src.min(), src.max()
+            if lo < 0 or hi > 255:
+                return None
+            np.copyto(out[block], src, casting="unsafe")
+            top = max(top, int(hi))
+        return top
     with np.errstate(invalid="ignore"):  # NaN and out-of-range floats cast to arbitrary bytes, caught below
         for block in blocks:
             src, dst = arr[block], out[block]

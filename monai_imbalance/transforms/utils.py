@@ -97,9 +97,10 @@ def window_foreground_counts(
 
 # ----------------------------------------------------------------------------------------------------------------
 # Distance transforms: weight maps (DBCE, Bressan) and signed distance maps (boundary losses).
-# Every function takes a spatial array (no channel axis), numpy or torch. numpy runs scipy on the CPU; a torch
-# tensor on a GPU runs MONAI's ``distance_transform_edt`` (cuCIM when installed) and stays on its device; a torch
-# tensor on the CPU goes through scipy and comes back as a tensor.
+# Every function takes a spatial array (no channel axis), numpy or torch. numpy runs ``edt`` on the CPU (_edt); a
+# torch tensor on a GPU runs MONAI's ``distance_transform_edt`` on its device when cuCIM is installed, otherwise the
+# callers take it to the host once (maps_on_device); a torch tensor on the CPU goes through numpy and comes back as
+# a tensor.
 # ----------------------------------------------------------------------------------------------------------------
 
 __all__ += [
