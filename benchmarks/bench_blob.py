@@ -1,6 +1,6 @@
 """Step time (forward + backward) of ``BlobLoss`` against the loss it wraps, for 1, 10 and 100 components per image.
 
-Goal (issue 14): ``BlobLoss(loss)`` under 2x ``loss`` alone at 100 components per image. The blob term costs one
+Goal: ``BlobLoss(loss)`` under 2x ``loss`` alone at 100 components per image. The blob term costs one
 pass over the pixels whatever the number of components (segment sums over the component ids) for Dice, Tversky and
 the one-vs-rest losses; ``squared_pred`` Dice has no fast path and goes through the batched path (one call of the
 wrapped loss on ``N`` masked single-channel problems), shown as the contrast. The component ids are given, as the

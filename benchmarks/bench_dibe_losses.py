@@ -1,7 +1,7 @@
 """Forward + backward time of the DIBE losses and their baselines against MONAI's ``DiceFocalLoss`` and plain cross
 entropy, on the same logits, in one run.
 
-Targets (issue 5): every loss at most 1.0x ``DiceFocalLoss``; ``DIBELoss`` at most 3x cross entropy. Each round times
+Targets: every loss at most 1.0x ``DiceFocalLoss``; ``DIBELoss`` at most 3x cross entropy. Each round times
 every loss once, in turn (interleaved, so that load from other processes hits all of them alike); the report gives the
 min and median time over rounds, the median over rounds of the within-round ratio, and the ratio of the minima.
 Losses get softmax logits and class-index labels (``softmax=True, to_onehot_y=True``, defaults otherwise).
