@@ -92,8 +92,8 @@ def step(loss: torch.nn.Module | None, logits: torch.Tensor, labels: torch.Tenso
     x = logits.detach().clone().requires_grad_(True)
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     with torch.autocast("cuda", dtype=dtype, enabled=amp and x.is_cuda):
-        z = x * 1.0  # what a network's last layer gives under autocast
-        value = F.cross_entropy(z, labels[:, 0].long()) if loss is None else loss(z.float() if amp else z, labels)
+        z = x.to(dtype) if amp else x  # under autocast a network's last convolution gives half-precision logits
+        value = F.cross_entropy(z, labels[:, 0].long()) if loss is None else loss(z, labels)
     value.backward()
     return value.detach()
 
