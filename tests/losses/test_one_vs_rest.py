@@ -206,3 +206,34 @@ def test_branch_free_form_equals_the_host_branches(act, channels, term, scale, t
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(general[1], branched[1], rtol=1e-9, atol=1e-12)
     assert bool(torch.isfinite(general[1]).all())
+
+
+@pytest.mark.parametrize("act", ["softmax", "sigmoid"])
+def test_a_gpu_step_reads_one_value_back_to_the_host(act, monkeypatch):
+    # off the CPU only the target check reads a value back (to raise on bad labels before a wrong loss); count every
+    # way a tensor's value reaches Python during forward + backward of each one-vs-rest loss
+    from monai_imbalance.losses import ComboLoss, DIBELoss, ExpLogLoss, FocalTverskyLoss, HybridFocalLoss
+
+    monkeypatch.setattr(kernels, "_host_branches", lambda device: False)
+    reads = []
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 8, 8, generator=gen, requires_grad=True)
+    if act == "softmax":
+        target = torch.randint(0, 3, (2, 1, 8, 8), generator=gen).float()
+        kwargs = {"softmax": True, "to_onehot_y": True}
+    else:
+        target, kwargs = (torch.rand(2, 3, 8, 8, generator=gen) > 0.5).float(), {"sigmoid": True}
+    for loss_class in (DIBELoss, FocalTverskyLoss, ComboLoss, ExpLogLoss, HybridFocalLoss):
+        loss = loss_class(**kwargs)
+        reads.clear()
+        loss(x, target).backward()
+        # softmax: the class-index check of the target; sigmoid targets (masks or soft labels) need none
+        assert len(reads) == (1 if act == "softmax" else 0), (loss_class.__name__, reads)
