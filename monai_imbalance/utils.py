@@ -148,11 +148,17 @@ def _label_blocks(arr: np.ndarray) -> list[tuple[slice, ...]]:
 def _uint8_blocks(arr: np.ndarray, out: np.ndarray, blocks: Sequence[tuple[slice, ...]]) -> int | None:
     """Cast ``arr[b]`` into ``out[b]`` for each block and check the round trip; the largest value, or None as soon
     as a block does not hold only whole numbers in ``0..255`` (NaN, inf, fractions, negatives, larger values: a
-    ``uint8`` never equals them)."""
+    ``uint8`` never equals them). Background blocks (every element +0, most of a sparse label) skip the checks: they
+    are found by one vectorised maximum of the block's bits read as unsigned integers of the same width (a -0.0 is
+    not caught there and takes the full check)."""
+    bits = arr.view(np.dtype(f"u{arr.dtype.itemsize}"))
     top = 0
     if np.issubdtype(arr.dtype, np.integer):  # whole by type: the range is the whole check (no comparison)
         for block in blocks:
             src = arr[block]
+            if not bits[block].max():
+                out[block] = 0
+                continue
             lo, hi = src.min(), src.max()
             if lo < 0 or hi > 255:
                 return None
@@ -163,9 +169,12 @@ def _uint8_blocks(arr: np.ndarray, out: np.ndarray, blocks: Sequence[tuple[slice
         for block in blocks:
             src, dst = arr[block], out[block]
             np.copyto(dst, src, casting="unsafe")
+            hi = int(dst.max())
+            if hi == 0 and not bits[block].max():
+                continue
             if not np.array_equal(dst, src):
                 return None
-            top = max(top, int(dst.max()))
+            top = max(top, hi)
     return top
 
 

@@ -164,3 +164,18 @@ def test_ensure_int_sequence_reads_whole_floats_and_rejects_fractions():
         ensure_int_sequence((1, 2, 3), 2, "roi_size")
     with pytest.raises(ValueError, match="stride must be >= 1"):
         ensure_int_sequence(0, 2, "stride")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_validate_label_background_blocks_still_see_tiny_and_negative_zero_values(dtype):
+    # all-zero blocks skip the comparison; a block whose only non-zero bits are a -0.0 (a valid 0) or the smallest
+    # positive float (not a class index) must not be skipped silently
+    label = np.zeros((40, 300, 20), dtype=dtype)
+    label[17, 3, 4] = -0.0
+    out = validate_label(label)
+    assert out.dtype == np.uint8 and not out.any()
+    label[33, 100, 7] = np.finfo(dtype).smallest_subnormal
+    with pytest.raises(ValueError, match="non-integer values"):
+        validate_label(label)
+    label[33, 100, 7] = 2
+    assert int(validate_label(label).max()) == 2
