@@ -165,7 +165,7 @@ def _uint8_blocks(arr: np.ndarray, out: np.ndarray, blocks: Sequence[tuple[slice
             np.copyto(out[block], src, casting="unsafe")
             top = max(top, int(hi))
         return top
-    with np.errstate(invalid="ignore"):  # NaN and out-of-range floats cast to arbitrary bytes, caught below
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN, out-of-range floats: arbitrary bytes, caught below
         for block in blocks:
             src, dst = arr[block], out[block]
             np.copyto(dst, src, casting="unsafe")
@@ -258,7 +258,7 @@ def _wide_label(arr: np.ndarray, name: str, where: str) -> tuple[np.ndarray, int
     if not np.issubdtype(arr.dtype, np.integer):
         if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN propagates through min and max
             raise ValueError(f"{name}{where} contains NaN or infinite values; labels must be class indices.")
-        if hi >= 2**63:
+        if float(hi) >= 2**63:
             raise ValueError(f"{name}{where} has value {hi}, too large for a class index.")
         converted = arr.astype(smallest_uint_dtype(int(hi))) if lo >= 0 else None
         if converted is None or not _all_equal(converted, arr):
