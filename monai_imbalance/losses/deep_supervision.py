@@ -218,20 +218,26 @@ def downsample_label(
         if dtype == torch.bool:
             label = label.to(torch.uint8)
         if label.shape[1] == 1:
-            if label.is_floating_point() and not bool((torch.isfinite(label) & (label == torch.trunc(label))).all()):
+            # one read back to the host for the check and the class count (each is a GPU sync)
+            whole = (torch.isfinite(label) & (label == torch.trunc(label))).all() if label.is_floating_point() else \
+                label.new_ones((), dtype=torch.bool)
+            lo_hi = torch.stack(torch.aminmax(label)).double()
+            ok, lo, hi = torch.cat([whole.double().view(1), torch.nan_to_num(lo_hi)]).tolist()
+            if not ok:
                 _raise_non_integer(label, "label")
-            lo, hi = (int(v) for v in torch.stack(torch.aminmax(label)).tolist())
+            lo, hi = int(lo), int(hi)
             if lo < 0:
                 raise ValueError(f"label has negative values (min {lo}); labels must be class indices >= 0.")
             return _downsample_indices(label, size, hi + 1, mode, area_threshold).to(dtype)
         binary = (label == 0) | (label == 1)
-        if not bool(binary.all()):
+        is_binary, is_one_hot = torch.stack([binary.all(), (label.sum(dim=1) == 1).all()]).tolist()  # one read
+        if not is_binary:
             examples = torch.unique(label[~binary])[:5].tolist()
             raise ValueError(
                 f"label has {label.shape[1]} channels, so it must be one-hot or multi-label with 0/1 values per "
                 f"channel; got values such as {examples}. A class-index map has one channel."
             )
-        if bool((label.sum(dim=1) == 1).all()):  # exactly one-hot: downsample the classes, encode again
+        if is_one_hot:  # exactly one-hot: downsample the classes, encode again
             indices = label.argmax(dim=1, keepdim=True)
             out = _downsample_indices(indices, size, label.shape[1], mode, area_threshold)
             classes = torch.arange(label.shape[1], device=label.device).view(1, -1, *[1] * len(size))
