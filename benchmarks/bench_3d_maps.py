@@ -10,11 +10,14 @@
    ``scipy.ndimage.distance_transform_edt`` calls on the same volume (goal: at most 1).
 3. ``radius``: ``DilationWeightMap`` at radius 50 against radius 5 (goal: 1.5 at most), for 40 small objects and for
    8 large ones, binary and with 3 classes, in 2-D (512x512) and 3-D (128^3).
+4. ``acdc`` (with ``--acdc DIR``, the SSL4MIS form of ACDC: ``DIR/data/patientNNN_frameMM.h5``): the four maps of
+   every whole volume's label, as uint8 and as float32 (what ``LoadImaged`` gives), summed over the volumes,
+   against 4 whole-volume ``scipy.ndimage.distance_transform_edt`` calls per volume (one per class).
 
 Minimum over ``--repeats`` runs (interleaved within a case); nothing else should run meanwhile. No test asserts a
 timing. Run from the repository root::
 
-    python benchmarks/bench_3d_maps.py [--only dtype|scale|radius] [--quick] [--repeats 3]
+    python benchmarks/bench_3d_maps.py [--only dtype|scale|radius|acdc] [--quick] [--repeats 3] [--acdc DIR]
 """
 
 from __future__ import annotations
@@ -170,9 +173,40 @@ def bench_radius(repeats: int) -> None:
                       f"{min(t50) / min(t5):>7.2f}")
 
 
+def bench_acdc(folder: str, repeats: int) -> None:
+    from pathlib import Path
+
+    import h5py
+
+    files = sorted(p for p in (Path(folder) / "data").glob("patient*_frame*.h5") if "_slice_" not in p.name)
+    if not files:
+        raise SystemExit(f"no patientNNN_frameMM.h5 volumes under {folder}/data")
+    labels = []
+    for path in files:
+        with h5py.File(path, "r") as f:
+            labels.append(np.asarray(f["label"], dtype=np.uint8)[None])
+    voxels = sum(label.size for label in labels)
+    print(f"\n4. ACDC (REAL): {len(labels)} label volumes {labels[0].shape[1:]}..., {voxels} voxels; seconds summed")
+    base = best_time(lambda: [ndimage.distance_transform_edt(v[0] != c) for v in labels for c in range(4)], repeats)
+    print(f"  4 x scipy distance_transform_edt per volume: {base:.3f} s")
+    transforms = {
+        "DilationWeightMap R=10": DilationWeightMap(10.0),
+        "SignedDistanceMap 4 classes": SignedDistanceMap(num_classes=4),
+        "UncertaintyWeightMap": UncertaintyWeightMap(2.0),
+        "BorderWeightMap": BorderWeightMap(),
+    }
+    floats = [label.astype(np.float32) for label in labels]
+    for name, transform in transforms.items():
+        u8 = best_time(lambda t=transform: [t(v) for v in labels], repeats)
+        f32 = best_time(lambda t=transform: [t(v) for v in floats], repeats)
+        print(f"    {name:<29} uint8 {u8:>7.3f} s  float32 {f32:>7.3f} s ({f32 / u8:.2f}x)  "
+              f"/ 4 scipy EDTs {u8 / base:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["dtype", "scale", "radius"], default=None)
+    parser.add_argument("--only", choices=["dtype", "scale", "radius", "acdc"], default=None)
+    parser.add_argument("--acdc", default=None, help="folder of the SSL4MIS ACDC copy (holds data/): section 4")
     parser.add_argument("--quick", action="store_true", help="smaller volumes, no 256^3")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -184,6 +218,8 @@ def main() -> None:
         bench_scale(args.repeats, args.quick)
     if args.only in (None, "radius"):
         bench_radius(max(args.repeats, 5))
+    if args.acdc and args.only in (None, "acdc"):
+        bench_acdc(args.acdc, args.repeats)
 
 
 if __name__ == "__main__":

@@ -189,7 +189,10 @@ def _edt(mask: np.ndarray, spacing: Sequence[float] | None) -> np.ndarray:
             return _edt(mask.T, None if spacing is None else tuple(spacing)[::-1]).T
         mask = np.ascontiguousarray(mask)
     anisotropy = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * mask.ndim
-    return edt.edt(mask, anisotropy=anisotropy[0] if mask.ndim == 1 else anisotropy, black_border=False, parallel=1)
+    # a uint8 view, not the bool array: edt's bool path measured 5x slower on ACDC volumes (53 ms against 10.5 ms
+    # for a 10x256x216 mask); 0/1 bytes read as labels give the same distances
+    data = mask.view(np.uint8)
+    return edt.edt(data, anisotropy=anisotropy[0] if mask.ndim == 1 else anisotropy, black_border=False, parallel=1)
 
 
 def two_sided_distance(mask: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
