@@ -204,7 +204,7 @@ def two_sided_distance(mask: np.ndarray, spacing: Sequence[float] | None = None)
         return np.where(mask, _edt(mask, spacing), _edt(~mask, spacing))
     import edt
 
-    labels = mask.view(np.uint8) + np.uint8(1)  # C-ordered copy; 0 would mean "no label" to edt
+    labels = np.add(mask.view(np.uint8), np.uint8(1), order="C")  # a C-ordered copy; 0 would mean "no label" to edt
     anisotropy = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * mask.ndim
     return edt.edt(labels, anisotropy=anisotropy[0] if mask.ndim == 1 else anisotropy, black_border=False, parallel=1)
 

@@ -432,21 +432,18 @@ def signed_distance(
         inside = euclidean_distance(mask, spacing)
         return torch.where(mask, offset - inside, outside).float()
     mask = np.asarray(mask, dtype=bool)
-    box = bounding_box(mask)  # None: empty
-    if box is None or mask.all():
+    if not mask.any() or mask.all():
         if out is None:
             return np.zeros(mask.shape, dtype=np.float32)
         out[...] = 0.0
         return out
-    sdm = _edt(~mask, spacing)  # distance to the object, 0 inside (float32)
-    if out is not None:
-        out[...] = sdm
-        sdm = out
-    # distances to the background are non-zero only inside the object: its box grown by one voxel is exact
-    box = _grow_box(box, [1] * mask.ndim, mask.shape)
-    inside = mask[box]
-    np.copyto(sdm[box], offset - _edt(inside, spacing), where=inside)
-    return sdm
+    # one two-sided transform: the distance to the object outside it, to the background inside it
+    sdm = two_sided_distance(mask, spacing)
+    np.subtract(np.float32(offset), sdm, out=sdm, where=mask)
+    if out is None:
+        return sdm
+    out[...] = sdm
+    return out
 
 
 def signed_distance_map(masks: Any, spacing: Sequence[float] | None = None) -> np.ndarray | torch.Tensor:

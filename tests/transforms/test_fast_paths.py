@@ -60,8 +60,13 @@ def test_edt_of_a_mask_without_zeros_is_infinite():
 
 @pytest.mark.parametrize("shape, spacing", SHAPES_SPACINGS)
 @pytest.mark.parametrize("density", [0.05, 0.5])
-def test_two_sided_distance_equals_two_transforms(shape, spacing, density):
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_two_sided_distance_equals_two_transforms(shape, spacing, density, layout):
     mask = random_mask(shape, density, seed=3)
+    if layout == "F":
+        mask = np.asfortranarray(mask)
+    elif layout == "strided":
+        mask = np.repeat(mask, 2, axis=-1)[..., ::2]
     expected = np.where(mask, ndimage.distance_transform_edt(mask, sampling=spacing),
                         ndimage.distance_transform_edt(~mask, sampling=spacing))
     np.testing.assert_allclose(two_sided_distance(mask, spacing), expected, rtol=2e-7, atol=1e-6)
