@@ -97,3 +97,19 @@ def synthetic_batch() -> Callable[..., tuple[torch.Tensor, torch.Tensor]]:
         return logits, target
 
     return make
+
+
+@pytest.fixture
+def host_reads(monkeypatch) -> list[str]:
+    """The list of every read of a tensor's value back to Python (``bool``, ``item``, ``tolist``, ``float``, ``int``,
+    index) made while the test runs: each is a host sync on a GPU. Clear it before the part to count."""
+    reads: list[str] = []
+    for name in ("__bool__", "item", "tolist", "__float__", "__int__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    return reads
