@@ -168,31 +168,37 @@ def _box_volume(box: tuple[slice, ...]) -> int:
     return math.prod(s.stop - s.start for s in box)
 
 
+def _edt_call(labels: np.ndarray, spacing: Sequence[float] | None) -> np.ndarray:
+    """``edt.edt`` of a C-contiguous 1-D to 3-D integer label array: each element's distance to the nearest element
+    of another label (0 on label 0), ``float32``; the image border is no boundary (scipy's convention)."""
+    import edt
+
+    anisotropy = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * labels.ndim
+    return edt.edt(labels, anisotropy=anisotropy[0] if labels.ndim == 1 else anisotropy, black_border=False,
+                   parallel=1)
+
+
 def _edt(mask: np.ndarray, spacing: Sequence[float] | None) -> np.ndarray:
     """Exact Euclidean distance transform of a boolean numpy array (distance from every True element to the nearest
     False one; the array has at least one False), ``float32``.
 
     ``edt`` (seung-lab's multi-label EDT, a dependency beside ``connected-components-3d``) does the work in 1-D to
-    3-D: linear in the voxels, where ``scipy.ndimage.distance_transform_edt`` builds a feature transform (three
-    int32 indices per voxel in 3-D) and slows down per voxel as volumes grow (83 ns per voxel at 64^3, 156 at
-    256^3 against 29-55 ns for ``edt`` on this project's machine; ``benchmarks/bench_3d_maps.py``). Squared
-    distances between lattice points are whole numbers, exact in ``float32`` below ``2**24``, so thresholds at a
-    radius stay exact up to the square root's rounding (relative 6e-8, inside ``DISTANCE_RTOL``). Other
-    dimensionalities go through scipy.
+    3-D: linear in the voxels up to cache effects, where ``scipy.ndimage.distance_transform_edt`` builds a feature
+    transform (three int32 indices per voxel in 3-D) and slows down per voxel as volumes grow (9 scipy calls on a
+    9-class volume: 672 ns per voxel at 64^3, 1643 at 256^3; ``benchmarks/bench_3d_maps.py``). Squared distances
+    between lattice points are whole numbers, exact in ``float32`` below ``2**24``, so thresholds at a radius stay
+    exact up to the square root's rounding (relative 6e-8, inside ``DISTANCE_RTOL``). Other dimensionalities go
+    through scipy.
     """
     if mask.ndim not in (1, 2, 3):
         return ndimage.distance_transform_edt(mask, sampling=spacing).astype(np.float32)
-    import edt
-
     if not mask.flags.c_contiguous:
         if mask.flags.f_contiguous:  # Fortran order (ITK, PIL): the C-ordered transpose is a view
             return _edt(mask.T, None if spacing is None else tuple(spacing)[::-1]).T
         mask = np.ascontiguousarray(mask)
-    anisotropy = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * mask.ndim
     # a uint8 view, not the bool array: edt's bool path measured 5x slower on ACDC volumes (53 ms against 10.5 ms
     # for a 10x256x216 mask); 0/1 bytes read as labels give the same distances
-    data = mask.view(np.uint8)
-    return edt.edt(data, anisotropy=anisotropy[0] if mask.ndim == 1 else anisotropy, black_border=False, parallel=1)
+    return _edt_call(mask.view(np.uint8), spacing)
 
 
 def two_sided_distance(mask: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
@@ -202,11 +208,8 @@ def two_sided_distance(mask: np.ndarray, spacing: Sequence[float] | None = None)
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim not in (1, 2, 3):
         return np.where(mask, _edt(mask, spacing), _edt(~mask, spacing))
-    import edt
-
-    labels = np.add(mask.view(np.uint8), np.uint8(1), order="C")  # a C-ordered copy; 0 would mean "no label" to edt
-    anisotropy = tuple(float(s) for s in spacing) if spacing is not None else (1.0,) * mask.ndim
-    return edt.edt(labels, anisotropy=anisotropy[0] if mask.ndim == 1 else anisotropy, black_border=False, parallel=1)
+    # a C-ordered copy (spacing then follows the axes); 0 would mean "no label" to edt
+    return _edt_call(np.add(mask.view(np.uint8), np.uint8(1), order="C"), spacing)
 
 
 #: the extra that installs cuCIM and CuPy, per CUDA major version of torch

@@ -119,12 +119,6 @@ def check_class_weights(class_weights: Any) -> np.ndarray | None:
     return weights
 
 
-def _is_torch_device_path(label: Any) -> bool:
-    """Compute with torch ops on the label's device (:func:`~monai_imbalance.transforms.utils.maps_on_device`): GPU
-    tensors with cuCIM installed; CPU tensors, and GPU tensors without cuCIM, take the CPU path."""
-    return maps_on_device(label)
-
-
 def _check_label_tensor(label: torch.Tensor, name: str) -> torch.Tensor:
     """Device-side version of ``validate_label``: whole, non-negative class values. An integer label is returned as
     it is; a float one in the smallest integer dtype that holds its values (``uint8`` up to 255), not int64."""
@@ -158,7 +152,7 @@ def dilation_weight_map(label: Any, radius: float, spacing: Sequence[float] | No
     Returns:
         ``float32`` map of the label's shape; numpy for numpy input, a tensor on the label's device otherwise.
     """
-    if _is_torch_device_path(label):
+    if maps_on_device(label):
         weight_map = torch.zeros(label.shape, dtype=torch.float32, device=label.device)
         for c in torch.unique(label):
             dilated = dilate_by_distance(label == c, radius, spacing)
@@ -235,7 +229,7 @@ def uncertainty_weight_map(
         ValueError: a class value without a weight in ``class_weights``.
     """
     weights = check_class_weights(class_weights)
-    if isinstance(label, torch.Tensor) and not _is_torch_device_path(label):
+    if isinstance(label, torch.Tensor) and not maps_on_device(label):
         return torch.as_tensor(
             uncertainty_weight_map(to_numpy(label), sigma, weights, edge_mode, spacing), device=label.device
         )
@@ -423,7 +417,7 @@ def signed_distance(
     ``out`` (numpy only): a ``float32`` array of the mask's shape to write the map into (returned)."""
     offset = 1.0 if spacing is None else float(min(spacing))
     if isinstance(mask, torch.Tensor):
-        if not _is_torch_device_path(mask):
+        if not maps_on_device(mask):
             return torch.as_tensor(signed_distance(to_numpy(mask), spacing), device=mask.device)
         mask = mask.bool()
         if not bool(mask.any()) or bool(mask.all()):
@@ -512,7 +506,7 @@ def _label_channel_map(label: Any, fn: Callable[..., Any], spacing: Any, name: s
         )
     ndim = len(label.shape) - 1
     spacing = resolve_spacing(spacing, ndim, label)
-    if _is_torch_device_path(label):
+    if maps_on_device(label):
         spatial = _check_label_tensor(label.as_tensor() if hasattr(label, "as_tensor") else label, name)[0]
     else:
         spatial = validate_label(label, name=name)[0]
@@ -762,7 +756,7 @@ class SignedDistanceMap(Transform):
         if len(shape) not in (3, 4):
             raise ValueError(f"label must be channel-first (C, H, W) or (C, H, W, D), got shape {shape}.")
         spacing = resolve_spacing(self.spacing, len(shape) - 1, label)
-        if _is_torch_device_path(label):
+        if maps_on_device(label):
             values = _check_label_tensor(label.as_tensor() if hasattr(label, "as_tensor") else label, "label")
             top = int(values.max()) if values.numel() else 0
         else:

@@ -345,7 +345,7 @@ def test_device_code_path_matches_numpy(monkeypatch):
         uncertainty_weight_map(label, 1.5, [0.5, 1.0, 2.0], "inner", (1.0, 0.5)),
         signed_distance_map(label[None] == 1, (1.0, 0.5)),
     ]
-    monkeypatch.setattr(weights_module, "_is_torch_device_path", lambda x: isinstance(x, torch.Tensor))
+    monkeypatch.setattr(weights_module, "maps_on_device", lambda x: isinstance(x, torch.Tensor))
     tensor = torch.as_tensor(label)
     got = [
         dilation_weight_map(tensor, 2.5),
