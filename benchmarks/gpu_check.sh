@@ -14,7 +14,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 echo "== 1. losses and maps on the GPU"
 timeout 180 python benchmarks/gpu_check.py --repeats 5
 echo "== 2. CUDA-only tests"
-timeout 120 python -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/transforms tests/losses tests/handlers
+timeout 120 python -m pytest -q -p no:cacheprovider -m gpu tests
 echo "== 3. one AMP epoch of bundles/kvasir_seg on a look-alike (dbce, dibe)"
 python -c "from monai_imbalance.apps.lookalike import write_kvasir_lookalike as w; print(w('$WORK/data', num_images=64))"
 rm -rf "$WORK/kvasir_seg" && cp -r bundles/kvasir_seg "$WORK/kvasir_seg"

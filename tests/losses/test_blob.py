@@ -326,7 +326,7 @@ def test_global_loss_override_and_repr():
     assert "alpha=2.0, beta=1.0" in repr(loss)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_cuda_equals_cpu():
     target = random_index_label((32, 32), 3, 5, objects=12)[None, None].float()
     logits = torch.randn(1, 3, 32, 32)

@@ -390,7 +390,7 @@ def test_one_hot_checks_catch_every_non_binary_form():
         compute_object_metrics(y, nan_pred)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
 def test_cuda_inputs_give_the_cpu_result():
     rng = np.random.default_rng(5)
     index = torch.as_tensor(rng.integers(0, 3, size=(2, 16, 16, 8)))

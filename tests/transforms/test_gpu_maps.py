@@ -51,7 +51,7 @@ def _label(shape, seed=0):
     return label
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.gpu
 @pytest.mark.parametrize("cucim", [True, False])
 @pytest.mark.parametrize("shape", [(40, 36), (20, 18, 16)])
 def test_cuda_maps_equal_cpu_maps(shape, cucim, monkeypatch):
