@@ -188,6 +188,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
         d.add_argument("--no-count-check", action="store_true", help="do not compare counts with the official numbers")
         d.add_argument("--num-workers", type=int, default=0, help="reader threads")
         d.add_argument("--synthetic", action="store_true", help="first write a SYNTHETIC look-alike into --root")
+        d.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bars on stderr for the long steps (mask checks, resizing, conversion; "
+                       "default: when stderr is a terminal)")
         if spec.lookalike_size:
             d.add_argument("--num-images", type=int, default=None,
                            help=f"--synthetic size ({spec.lookalike_size.replace('_', ' ')})")
@@ -217,7 +220,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
     path = prepare_dataset(
         spec.name, root, args.out, split=args.split, download=args.download, fold=args.fold,
         num_folds=args.num_folds, seed=args.seed, expected_count=None if args.no_count_check else "auto",
-        check=args.check, num_workers=args.num_workers, **options,
+        check=args.check, num_workers=args.num_workers, progress=args.progress, **options,
     )
     data = json.loads(Path(path).read_text())
     counts = ", ".join(f"{k} {data[f'num{k.capitalize()}']}" for k in ("training", "validation", "test"))

@@ -247,7 +247,8 @@ def _read_list(path: Path, pattern: re.Pattern, problems: LayoutProblems) -> lis
     return [n for n in names if pattern.match(n)]
 
 
-def _h5_items(base: Path, check: str, num_workers: int, problems: LayoutProblems) -> dict[str, Any]:
+def _h5_items(base: Path, check: str, num_workers: int, problems: LayoutProblems,
+              progress: bool | None = False) -> dict[str, Any]:
     """Items of the SSL4MIS HDF5 form.
 
     What SSL4MIS reads is required: every training slice (those of ``train_slices.list`` when present, else every
@@ -327,12 +328,15 @@ def _h5_items(base: Path, check: str, num_workers: int, problems: LayoutProblems
 
     # read every present volume of the lists, the training slices, and any other slice of a listed volume
     present = [n for n in listed if n in volumes_on_disk]
+    step = "checking" if check == "full" else "reading headers of"
     shapes = dict(zip(present, thread_map(lambda n: _h5_shape_and_check(volumes_on_disk[n], check), present,
-                                         num_workers)))
+                                         num_workers, desc=f"ACDC: {step} volumes", progress=progress,
+                                         unit="volume")))
     wanted = set(training_slices) | {p.stem for n in present for _, p in slices_of.get(n, [])}
     to_read = sorted(wanted, key=natural_key)
     slice_checks = dict(zip(to_read, thread_map(lambda s: _h5_shape_and_check(slice_files[s], check), to_read,
-                                                 num_workers)))
+                                                 num_workers, desc=f"ACDC: {step} slices", progress=progress,
+                                                 unit="slice")))
     for stem, (shape, bad) in slice_checks.items():
         if bad:
             problems.add(bad)
@@ -400,6 +404,7 @@ def acdc_items(
     expected_count: int | str | None = "auto",
     check: str = "full",
     num_workers: int = 0,
+    progress: bool | None = False,
 ) -> dict[str, Any]:
     """Scan an ACDC folder (raw NIfTI or SSL4MIS HDF5 form), check it and return its items.
 
@@ -419,6 +424,9 @@ def acdc_items(
             subset of them).
         check: ``"full"`` reads every label (values 0-3) and every ED/ES image to its end (a truncated or damaged
             file is named), ``"header"`` headers only.
+        num_workers: reader threads.
+        progress: progress bars on stderr while the patients (raw) or volumes and slices (HDF5) are read (True,
+            False, or None: when stderr is a terminal).
 
     Raises:
         FileNotFoundError: folders, ``Info.cfg`` or list files missing.
@@ -435,7 +443,9 @@ def acdc_items(
     marker = read_synthetic_marker(folder) or read_synthetic_marker(folder.parent)
     if found_form == "raw":
         patients = sorted(p for p in folder.iterdir() if p.is_dir() and _PATIENT.match(p.name))
-        results = thread_map(lambda p: _raw_patient(p, check), patients, num_workers)
+        step = "checking" if check == "full" else "reading headers of"
+        results = thread_map(lambda p: _raw_patient(p, check), patients, num_workers, desc=f"ACDC: {step} patients",
+                             progress=progress, unit="patient")
         volumes = []
         for items, found in results:
             volumes.extend(items)
@@ -444,7 +454,7 @@ def acdc_items(
                   "layout": {"description": f"raw NIfTI form ({subset}/patient<id>/), {len(volumes)} ED/ES volumes"}}
         num_patients = len(patients)
     else:
-        result = {"form": "h5", **_h5_items(folder, check, num_workers, problems)}
+        result = {"form": "h5", **_h5_items(folder, check, num_workers, problems, progress)}
         lists = result["lists"]
         official = {"train": ACDC_TRAIN_PATIENTS, "val": ACDC_VAL_PATIENTS, "test": ACDC_TEST_PATIENTS}
         for section, names in lists.items():
@@ -543,7 +553,7 @@ def acdc_sections(
     split, fold, num_folds, seed = request.split, request.fold, request.num_folds, request.seed
     expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     items = acdc_items(root, form=form or "auto", expected_count=expected_count, check=check,
-                       num_workers=num_workers)
+                       num_workers=num_workers, progress=request.progress)
     sections, info = acdc_split(items, split, fold=fold, num_folds=num_folds, seed=seed,
                                 slices=True if slices is None else slices)
     _, folder = find_acdc_layout(root)

@@ -33,6 +33,7 @@ __all__ = [
     "resolve_expected",
     "SKIP_COUNT_CHECK",
     "thread_map",
+    "progress_bar",
     "class_indices",
 ]
 
@@ -189,12 +190,39 @@ def class_indices(label: Any, num_classes: int | None = None, name: str = "label
     return validate_label(label, num_classes=num_classes, name=name, source=source)
 
 
-def thread_map(function: Callable[[Any], Any], items: Sequence[Any], num_workers: int = 0) -> list[Any]:
-    """``[function(x) for x in items]``, in threads when ``num_workers > 0`` (image decoders release the GIL)."""
+def progress_bar(iterable: Iterable[Any], total: int, desc: str, progress: bool | None = False,
+                 unit: str = "file") -> Iterable[Any]:
+    """``iterable`` with a tqdm bar on stderr named ``desc``, as ``monai-imbalance stats`` shows one.
+
+    ``progress``: True always shows it, False never, None when stderr is a terminal (tqdm's own rule), so that
+    logs and captured output stay free of it. The bar only reports: the items and their order are unchanged.
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=None if progress is None else not progress)
+
+
+def thread_map(
+    function: Callable[[Any], Any],
+    items: Sequence[Any],
+    num_workers: int = 0,
+    desc: str | None = None,
+    progress: bool | None = False,
+    unit: str = "file",
+) -> list[Any]:
+    """``[function(x) for x in items]``, in threads when ``num_workers > 0`` (image decoders release the GIL).
+
+    ``desc``, ``progress``, ``unit``: a :func:`progress_bar` named ``desc`` counting the finished items (none
+    without ``desc`` or items).
+    """
+
+    def counted(results: Iterable[Any]) -> Iterable[Any]:
+        return progress_bar(results, len(items), desc, progress, unit) if desc and len(items) else results
+
     if num_workers and num_workers > 0 and len(items) > 1:
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
-            return list(pool.map(function, items))
-    return [function(x) for x in items]
+            return list(counted(pool.map(function, items)))
+    return [function(x) for x in counted(items)]
 
 
 def _image_size(path: Path, full: bool) -> tuple[int, int]:
@@ -272,6 +300,7 @@ def check_image_mask_pairs(
     check: str = "full",
     strict_masks: bool = True,
     num_workers: int = 0,
+    progress: bool | None = False,
 ) -> dict[str, dict[str, Any]]:
     """Check 2-D image/mask pairs and return ``{id: {"height": H, "width": W}}`` for the good ones.
 
@@ -282,6 +311,7 @@ def check_image_mask_pairs(
             pixel (finds truncated JPEGs, slower); ``"header"`` reads headers only (sizes, no mask values).
         strict_masks: lossless masks must be exactly two-level (see :func:`check_binary_mask`).
         num_workers: decoder threads.
+        progress: a bar named after ``problems.dataset`` and the check, counting pairs (see :func:`progress_bar`).
     """
     if check not in ("header", "full", "images"):
         raise ValueError(f"check must be 'header', 'full' or 'images', got {check!r}.")
@@ -311,7 +341,9 @@ def check_image_mask_pairs(
                          f"{mask_size[0]}x{mask_size[1]}")
         return key, (None if found else info), found
 
-    results = thread_map(one, list(pairs), num_workers)
+    step = {"full": "checking masks", "images": "checking images and masks", "header": "reading headers"}[check]
+    results = thread_map(one, list(pairs), num_workers, desc=f"{problems.dataset}: {step}", progress=progress,
+                         unit="pair")
     good: dict[str, dict[str, Any]] = {}
     for key, info, found in results:
         problems.extend(found)

@@ -89,6 +89,7 @@ def clinicdb_items(
     check: str = "full",
     strict_masks: bool = True,
     num_workers: int = 0,
+    progress: bool | None = False,
 ) -> list[dict[str, Any]]:
     """Scan a CVC-ClinicDB folder, check it and return one item per frame, sorted by frame number.
 
@@ -97,7 +98,7 @@ def clinicdb_items(
     Args:
         expected_count: ``"auto"``: 612 for the release layout, 62 for PraNet's test folder (or a look-alike's
             count); ``None`` skips the check.
-        check, num_workers: as :func:`monai_imbalance.apps.kvasir.kvasir_items`.
+        check, num_workers, progress: as :func:`monai_imbalance.apps.kvasir.kvasir_items`.
         strict_masks: lossless masks must be exactly two-level.
 
     Raises:
@@ -110,7 +111,8 @@ def clinicdb_items(
     masks = files_by_id(mask_dir, _SUFFIXES, lambda p: p.stem, problems, "mask")
     mask_suffix = next(iter(masks.values())).suffix if masks else (".tif" if layout == "original" else ".png")
     pairs = pair_by_id(images, masks, mask_dir, problems, "{id}" + mask_suffix)
-    info = check_image_mask_pairs(pairs, problems, check=check, strict_masks=strict_masks, num_workers=num_workers)
+    info = check_image_mask_pairs(pairs, problems, check=check, strict_masks=strict_masks, num_workers=num_workers,
+                                  progress=progress)
     real = CLINICDB_NUM_IMAGES if layout == "original" else PRANET_CLINICDB_NUM_TEST
     expected = resolve_expected(expected_count, read_synthetic_marker(folder), "images", real)
     if expected is not None and len(pairs) != expected:
@@ -153,8 +155,9 @@ def clinicdb_split(
     return sections, info
 
 
-def download_clinicdb(root: str | os.PathLike) -> None:
-    """CVC-ClinicDB has no official direct-download URL: always raises :class:`DownloadError` with instructions."""
+def download_clinicdb(root: str | os.PathLike, progress: bool = True) -> None:
+    """CVC-ClinicDB has no official direct-download URL: always raises :class:`DownloadError` with instructions
+    (``progress`` is accepted like the other datasets' downloads)."""
     raise DownloadError(
         f"CVC-ClinicDB cannot be downloaded automatically (no official direct URL). Get it from {CLINICDB_PAGE} "
         f"(or PraNet's TestDataset, github.com/DengPingFan/PraNet) and extract it into {root} so that "
@@ -174,7 +177,7 @@ def clinicdb_sections(
     split, fold, num_folds, seed = request.split, request.fold, request.num_folds, request.seed
     expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     items = clinicdb_items(root, expected_count=expected_count, check=check, strict_masks=strict_masks,
-                           num_workers=num_workers)
+                           num_workers=num_workers, progress=request.progress)
     sections, info = clinicdb_split(items, split, fold=fold, num_folds=num_folds, seed=seed)
     folder = find_clinicdb_layout(root)[1].parent
     suffix = f"_fold{fold}" if split == "kfold" else ""

@@ -114,6 +114,7 @@ def isic2018_items(
     check: str = "full",
     strict_masks: bool = True,
     num_workers: int = 0,
+    progress: bool | None = False,
 ) -> list[dict[str, Any]]:
     """Scan one ISIC 2018 Task 1 subset, check it and return one item per image, sorted by id.
 
@@ -123,8 +124,8 @@ def isic2018_items(
         root: the folder holding the ``ISIC2018_*`` folders.
         subset: ``"training"``, ``"validation"`` or ``"test"``.
         expected_count: ``"auto"``: 2594 / 100 / 1000 (or a look-alike's count); ``None`` skips the check.
-        check, strict_masks, num_workers: as :func:`monai_imbalance.apps.clinicdb.clinicdb_items` (masks must be
-            0/255).
+        check, strict_masks, num_workers, progress: as :func:`monai_imbalance.apps.clinicdb.clinicdb_items` (masks
+            must be 0/255).
 
     Raises:
         FileNotFoundError: ``root`` or one of the two folders of ``subset`` is missing.
@@ -140,7 +141,8 @@ def isic2018_items(
     images = files_by_id(image_dir, (".jpg", ".jpeg"), _image_id, problems, "image")
     masks = files_by_id(mask_dir, (".png",), _mask_id, problems, "mask")
     pairs = pair_by_id(images, masks, mask_dir, problems, "{id}_segmentation.png")
-    info = check_image_mask_pairs(pairs, problems, check=check, strict_masks=strict_masks, num_workers=num_workers)
+    info = check_image_mask_pairs(pairs, problems, check=check, strict_masks=strict_masks, num_workers=num_workers,
+                                  progress=progress)
     expected = resolve_expected(expected_count, read_synthetic_marker(root), subset, ISIC2018_COUNTS[subset])
     if expected is not None and len(pairs) != expected:
         problems.add(f"found {len(pairs)} {subset} image/mask pairs, expected {expected}{SKIP_COUNT_CHECK}")
@@ -234,6 +236,7 @@ def isic2018_resized_cache(
     image_format: str = "jpg",
     jpeg_quality: int = 95,
     num_workers: int = 0,
+    progress: bool | None = False,
 ) -> list[dict[str, Any]]:
     """One-time resized copies of ISIC images and masks; return items that point at them.
 
@@ -241,7 +244,8 @@ def isic2018_resized_cache(
     source file's size and modification time, so a later call only writes what is new or changed. Images are
     shrunk (never enlarged) to a longest side of ``max_size`` with Lanczos filtering; masks are area-averaged to
     the same size and thresholded at 127 (written 0/255). Returned items keep ``id``/``subset`` and add
-    ``source_image``, ``source_label``, ``original_height``, ``original_width``.
+    ``source_image``, ``source_label``, ``original_height``, ``original_width``. ``progress``: a progress bar on
+    stderr counting the pairs written (True, False, or None: when stderr is a terminal).
     """
     if max_size < 16:
         raise ValueError(f"max_size must be >= 16 pixels, got {max_size}.")
@@ -271,7 +275,8 @@ def isic2018_resized_cache(
             todo.append(item)
         else:
             results[item["id"]] = hit
-    new = thread_map(lambda it: _resize_pair(it, out_dir, max_size, image_format, jpeg_quality), todo, num_workers)
+    new = thread_map(lambda it: _resize_pair(it, out_dir, max_size, image_format, jpeg_quality), todo, num_workers,
+                     desc=f"ISIC 2018: resizing to {max_size} px", progress=progress, unit="pair")
     for item, result in zip(todo, new):
         results[item["id"]] = result
         entries[item["id"]] = {"stamp": [_stamp(Path(item["image"])), _stamp(Path(item["label"]))], "item": result}
@@ -319,7 +324,8 @@ def isic2018_sections(
         if subset != "training" and not (root / image_name).is_dir() and not (root / mask_name).is_dir():
             continue
         subsets[subset] = isic2018_items(root, subset, expected_count=expected_count, check=check,
-                                         strict_masks=strict_masks, num_workers=num_workers)
+                                         strict_masks=strict_masks, num_workers=num_workers,
+                                         progress=request.progress)
     sections, info = isic2018_split(subsets, split, fold=fold, num_folds=num_folds, seed=seed,
                                     holdout=holdout or (0.7, 0.1, 0.2))
     if cache_size:
@@ -327,7 +333,7 @@ def isic2018_sections(
         image_format = image_format or "jpg"
         for name in list(sections):
             sections[name] = isic2018_resized_cache(sections[name], cache_root, cache_size, image_format,
-                                                    num_workers=num_workers)
+                                                    num_workers=num_workers, progress=request.progress)
         info["resized_cache"] = {"dir": str(cache_root), "longest_side": cache_size, "image_format": image_format}
     suffix = (f"_fold{fold}" if split == "kfold" else "") + (f"_{cache_size}px" if cache_size else "")
     datalist = dict(

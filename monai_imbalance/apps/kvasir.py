@@ -127,6 +127,7 @@ def kvasir_items(
     expected_count: int | str | None = "auto",
     check: str = "full",
     num_workers: int = 0,
+    progress: bool | None = False,
 ) -> list[dict[str, Any]]:
     """Scan a Kvasir-SEG folder, check it and return one datalist item per image, sorted by id.
 
@@ -139,6 +140,8 @@ def kvasir_items(
         check: ``"full"`` (every mask decoded, image headers read), ``"images"`` (also decode every image) or
             ``"header"`` (headers only).
         num_workers: decoder threads.
+        progress: a progress bar on stderr while the pairs are checked (True, False, or None: when stderr is a
+            terminal).
 
     Raises:
         FileNotFoundError: the folder, ``images/`` or ``masks/`` is missing.
@@ -153,7 +156,7 @@ def kvasir_items(
     images = files_by_id(image_dir, suffixes, lambda p: p.stem, problems, "image")
     masks = files_by_id(mask_dir, suffixes, lambda p: p.stem, problems, "mask")
     pairs = pair_by_id(images, masks, mask_dir, problems, "{id}.jpg")
-    info = check_image_mask_pairs(pairs, problems, check=check, num_workers=num_workers)
+    info = check_image_mask_pairs(pairs, problems, check=check, num_workers=num_workers, progress=progress)
     expected = resolve_expected(expected_count, read_synthetic_marker(folder), "images", KVASIR_NUM_IMAGES)
     if expected is not None and len(pairs) != expected:
         problems.add(f"found {len(pairs)} image/mask pairs, expected {expected}{SKIP_COUNT_CHECK}")
@@ -244,7 +247,8 @@ def kvasir_sections(
     split, fold, num_folds, seed = request.split, request.fold, request.num_folds, request.seed
     expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     folder = find_kvasir_root(root)
-    items = kvasir_items(folder, expected_count=expected_count, check=check, num_workers=num_workers)
+    items = kvasir_items(folder, expected_count=expected_count, check=check, num_workers=num_workers,
+                         progress=request.progress)
     sections, info = kvasir_split(items, split, fold=fold, num_folds=num_folds, seed=seed, split_files=split_files,
                                   val_fraction=val_fraction or 0.0)
     suffix = f"_fold{fold}" if split == "kfold" else ""

@@ -48,6 +48,8 @@ class ScanRequest:
             None to skip them.
         check: ``"full"`` (decode every label), ``"header"`` (headers only) or ``"images"`` (decode everything).
         num_workers: reader threads.
+        progress: progress bars on stderr for the long steps (decoding every mask, resizing, converting): True, False
+            (default: a library scan, e.g. a bundle's datalist, stays quiet) or None (when stderr is a terminal).
     """
 
     split: str
@@ -57,10 +59,11 @@ class ScanRequest:
     expected_count: int | str | None = "auto"
     check: str = "full"
     num_workers: int = 0
+    progress: bool | None = False
 
 
 #: the arguments of :class:`ScanRequest` other than ``split``
-COMMON_ARGUMENTS = ("fold", "num_folds", "seed", "expected_count", "check", "num_workers")
+COMMON_ARGUMENTS = ("fold", "num_folds", "seed", "expected_count", "check", "num_workers", "progress")
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,8 @@ class DatasetSpec:
         lookalike_size: the look-alike keyword that ``--num-images N`` sets (None: fixed size); ``"patients"``
             gets ``range(1, N + 1)``.
         lookalike_kwargs: look-alike keywords from the ``prepare`` options (e.g. ACDC's ``form``).
-        download: ``download(root) -> Any`` from the official location (or raises with instructions), or None.
+        download: ``download(root, progress=True) -> Any`` from the official location (or raises with
+            instructions), or None; ``progress=False`` hides its download bar.
         checks: the ``check`` levels it supports.
         options: its own arguments (:class:`DatasetOption`).
         bundle_options: option values :func:`monai_imbalance.engines.dataset_sections` uses for the bundles (e.g.
@@ -217,6 +221,7 @@ def prepare_dataset(
     out: str | os.PathLike | None = None,
     split: str | None = None,
     download: bool = False,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> Path:
     """Check a dataset folder (downloading it first when asked), split it and write its MONAI datalist JSON
@@ -229,6 +234,8 @@ def prepare_dataset(
         split, kwargs: the sections function's arguments (``fold``, ``num_folds``, ``seed``, ``expected_count``,
             ``check``, ``num_workers`` and the dataset's own options).
         download: download from the official location first (datasets without one raise with instructions).
+        progress: progress bars on stderr for the long steps: True, False, or None (default) when stderr is a
+            terminal; the download's own bar shows unless False. The files written do not depend on it.
 
     Raises:
         FileNotFoundError, DatasetLayoutError: as the dataset's checks; ValueError: unknown names or options.
@@ -239,8 +246,8 @@ def prepare_dataset(
     if download:
         if spec.download is None:
             raise ValueError(f"{spec.title} has no download in this package.")
-        _resolve(spec.download)(root)
-    result = spec.scan(root, split=split, **kwargs)
+        _resolve(spec.download)(root, progress=progress is not False)
+    result = spec.scan(root, split=split, progress=progress, **kwargs)
     extra = {"layout": result.layout} if result.layout else {}
     return write_datalist(Path(out) if out else result.default_out, result.sections, split=result.info,
                           **result.datalist, **extra)

@@ -36,6 +36,7 @@ from .checks import (
     SKIP_COUNT_CHECK,
     LayoutProblems,
     class_indices,
+    progress_bar,
     read_synthetic_marker,
     require_dir,
     resolve_expected,
@@ -145,6 +146,7 @@ def convert_btcv_to_synapse(
     train_cases: Sequence[str] | None = None,
     clip: Sequence[float] = SYNAPSE_CLIP,
     overwrite: bool = False,
+    progress: bool | None = False,
 ) -> Path:
     """Write TransUNet's preprocessed Synapse form from raw BTCV NIfTI files; return ``out_root``.
 
@@ -152,7 +154,8 @@ def convert_btcv_to_synapse(
     ``test_vol_h5`` volumes, and ``lists_Synapse/{train,test_vol}.txt`` list them. Images: clipped and scaled
     (:func:`normalise_ct`); labels: :func:`map_btcv_labels`, stored as ``float32`` like the released files.
     ``conversion.json`` records the clip, the label map and each case's voxel spacing in (D, H, W) order.
-    Existing outputs are kept unless ``overwrite``.
+    Existing outputs are kept unless ``overwrite``. ``progress``: a progress bar on stderr counting the cases
+    (True, False, or None: when stderr is a terminal).
 
     Raises:
         FileNotFoundError: the raw folders are missing.
@@ -183,7 +186,8 @@ def convert_btcv_to_synapse(
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     spacing = record.get("spacing", {})
     slice_names: list[str] = []
-    for case in sorted(set(train_cases) | set(test_cases), key=natural_key):
+    cases = sorted(set(train_cases) | set(test_cases), key=natural_key)
+    for case in progress_bar(cases, len(cases), "BTCV -> Synapse: converting cases", progress, unit="case"):
         image_path, label_path = pairs[case]
         is_test = case in test_cases
         h5_path = out / "test_vol_h5" / f"case{case}.npy.h5"
@@ -318,6 +322,7 @@ def synapse_items(
     expected: str | None = "auto",
     check: str = "full",
     num_workers: int = 0,
+    progress: bool | None = False,
 ) -> dict[str, list[dict[str, Any]]]:
     """Scan TransUNet's Synapse form, check it and return ``{"train": slice items, "test": volume items}``.
 
@@ -330,7 +335,8 @@ def synapse_items(
     cases are among the 12 fixed ids and no training case is one of them. ``expected="auto"`` also checks the
     real numbers (the 18 training cases with their slice counts, 2211 slices, the 12 test cases) or, in a
     look-alike, the counts of its ``SYNTHETIC.txt``; ``None`` skips the counts. ``check="header"`` only opens
-    the files (no pixel values).
+    the files (no pixel values). ``progress``: progress bars on stderr while the slices and the volumes are read
+    (True, False, or None: when stderr is a terminal).
 
     Raises:
         FileNotFoundError: folders or list files missing.
@@ -362,11 +368,15 @@ def synapse_items(
     present_train = [n for n in train_names if n in on_disk_npz]
     present_test = [n for n in test_names if n in on_disk_h5]
     full = check == "full"
-    for found in thread_map(lambda n: _check_npz(npz_dir / f"{n}.npz", full), present_train, num_workers):
+    step = "checking" if full else "reading headers of"
+    for found in thread_map(lambda n: _check_npz(npz_dir / f"{n}.npz", full), present_train, num_workers,
+                            desc=f"Synapse: {step} training slices", progress=progress, unit="slice"):
         problems.extend(found)
     depths = {}
     for name, (depth, found) in zip(present_test, thread_map(lambda n: _check_h5(h5_dir / f"{n}.npy.h5", full),
-                                                            present_test, num_workers)):
+                                                            present_test, num_workers,
+                                                            desc=f"Synapse: {step} test volumes", progress=progress,
+                                                            unit="volume")):
         problems.extend(found)
         depths[name] = depth
 
@@ -423,11 +433,13 @@ def synapse_items(
 
 
 def stack_synapse_volumes(
-    slice_items: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, overwrite: bool = False
+    slice_items: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, overwrite: bool = False,
+    progress: bool | None = False,
 ) -> list[dict[str, Any]]:
     """Stack the npz slices of each case into ``out_dir/case<4>.npy.h5`` (``image``, ``label`` of shape
     (D, H, W), label stored as float like the test volumes) and return volume items; existing volumes with the
-    right depth are reused. Used for volumetric validation on held-out training cases."""
+    right depth are reused. Used for volumetric validation on held-out training cases. ``progress``: a progress bar
+    on stderr counting the cases (True, False, or None: when stderr is a terminal)."""
     import h5py
 
     by_case: dict[str, list[Mapping[str, Any]]] = {}
@@ -436,7 +448,8 @@ def stack_synapse_volumes(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     volumes = []
-    for case in sorted(by_case, key=natural_key):
+    cases = sorted(by_case, key=natural_key)
+    for case in progress_bar(cases, len(cases), "Synapse: stacking validation volumes", progress, unit="case"):
         slices = sorted(by_case[case], key=lambda it: it["slice"])
         if [s["slice"] for s in slices] != list(range(len(slices))):
             raise ValueError(f"case {case}: slices {[s['slice'] for s in slices]} are not 0..{len(slices) - 1}")
@@ -496,8 +509,9 @@ def synapse_split(
     return sections, info
 
 
-def download_synapse(root: str | os.PathLike) -> None:
-    """Synapse/BTCV needs a synapse.org account: always raises :class:`DownloadError` with instructions."""
+def download_synapse(root: str | os.PathLike, progress: bool = True) -> None:
+    """Synapse/BTCV needs a synapse.org account: always raises :class:`DownloadError` with instructions
+    (``progress`` is accepted like the other datasets' downloads)."""
     raise DownloadError(
         f"Synapse/BTCV needs a synapse.org account and cannot be downloaded automatically: sign up at "
         f"{SYNAPSE_PAGE}, download the Abdomen RawData (img/, label/) into {root} and run with --from-raw, or put "
@@ -528,19 +542,22 @@ def synapse_sections(
         val_cases, num_val_cases (default 2), seed: the held-out validation cases (:func:`synapse_split`).
         val_volumes: stack the held-out validation cases into ``<cache_dir>/val_vol_h5`` volumes (default
             ``cache_dir``: the data folder) and list those instead of slices, for volumetric validation.
-        expected_count, check, num_workers: as :func:`synapse_items` (``expected``).
+        expected_count, check, num_workers, progress: as :func:`synapse_items` (``expected``).
     """
     seed = request.seed  # one split, TransUNet's: no folds
     expected_count, check, num_workers = request.expected_count, request.check, request.num_workers
     if from_raw:
-        root = convert_btcv_to_synapse(root, preprocessed_dir or Path(root) / "Synapse", test_cases=test_cases)
-    items = synapse_items(root, list_dir=list_dir, expected=expected_count, check=check, num_workers=num_workers)
+        root = convert_btcv_to_synapse(root, preprocessed_dir or Path(root) / "Synapse", test_cases=test_cases,
+                                       progress=request.progress)
+    items = synapse_items(root, list_dir=list_dir, expected=expected_count, check=check, num_workers=num_workers,
+                          progress=request.progress)
     sections, info = synapse_split(items, val_cases=val_cases, num_val_cases=2 if num_val_cases is None
                                    else num_val_cases, seed=seed)
     data_dir, _ = find_synapse_layout(root, list_dir)
     if val_volumes and sections["validation"]:
         sections["validation"] = stack_synapse_volumes(sections["validation"],
-                                                       Path(cache_dir or data_dir) / "val_vol_h5")
+                                                       Path(cache_dir or data_dir) / "val_vol_h5",
+                                                       progress=request.progress)
         info["validation_format"] = "volumes (val_vol_h5, stacked from the npz slices)"
     datalist = dict(
         name="Synapse multi-organ CT (TransUNet form)",
