@@ -1,7 +1,7 @@
 """CUDA check of the package (run by ``benchmarks/gpu_check.sh``): every loss forward + backward and every map
 transform on GPU tensors, each compared with the CPU result on the same inputs, and timed.
 
-1. Losses: forward + backward on ``8x9x224x224`` logits (``2x4x64^3`` with ``--volume``), float32 and under
+1. Losses: forward + backward on ``8x9x224x224`` and on ``2x4x64x64x64`` logits, float32 and under
    ``torch.autocast`` (bf16/fp16 AMP as the bundles run it), against ``F.cross_entropy`` in the same run; the
    value on a small case equals the CPU value (relative 1e-4).
 2. Maps: ``DilationWeightMap``, ``UncertaintyWeightMap``, ``SignedDistanceMap``, ``BorderWeightMap``,

@@ -1,5 +1,6 @@
 """Helpers shared by the bundle tests: copy a bundle to a temporary folder, run it as a user would, parse it
-in-process, and drop the OII metric while its handler (issue 5) is not in the package yet."""
+in-process, and drop the OII metric when its handler (``monai_imbalance.handlers.OutputImbalanceIndex``) is not in
+the installed package."""
 
 from __future__ import annotations
 

@@ -209,7 +209,7 @@ def test_deep_supervision_loss_passes_maps_to_every_head():
 @pytest.mark.parametrize("loss,present_classes_only", [("dice", False), ("dice_ce", False), ("boundary", False),
                                                         ("dice", True), ("dice_ce", True)])
 def test_monai_based_losses_check_labels_like_the_packages_own(loss, present_classes_only):
-    # issue 17: labels out of range gave torch's "index 2 is out of bounds for dimension 1 with size 2"
+    # labels out of range raise the package's ValueError, not torch's "index 2 is out of bounds for dimension 1 ..."
     params = {loss: {"present_classes_only": True}} if present_classes_only else None
     setup = SegmentationSetup(loss=loss, crop="none", out_channels=2, loss_params=params)
     x = torch.randn(2, 2, 8, 8)

@@ -1,4 +1,4 @@
-"""The volumetric pieces moved out of ``engines`` (issue 12) keep their old import paths for one release:
+"""The volumetric pieces moved out of ``engines`` keep their old import paths for one release:
 ``monai_imbalance.engines.volumetric`` and ``monai_imbalance.engines.writers`` give the new objects with a
 ``DeprecationWarning``, and ``monai_imbalance.engines`` still exports the same names. (Their tests: tests/inferers,
 tests/metrics/test_volumetric.py, tests/handlers/test_volumetric.py, tests/transforms/test_writers.py.)"""

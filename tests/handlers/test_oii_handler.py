@@ -79,7 +79,7 @@ def test_logs_a_scalar_every_validation_for_tensorboard():
 
 
 def test_nan_predictions_are_nan_details_left_out_and_warned(caplog):
-    # issue 17: a NaN prediction gave an OII of 0, "perfectly balanced"
+    # a NaN prediction must not read as an OII of 0, "perfectly balanced"
     good, bad = _batch(missed=3, extra=1), _batch(missed=1, extra=0)
     bad[0][0, 1, 0, 0] = float("nan")
     engine = Engine(lambda e, b: b)

@@ -1,5 +1,5 @@
 """Every loss checks its target the same way: class indices that are not whole numbers or out of range, and a target
-or a map whose shape does not match the input, raise a ``ValueError`` with the package's message (issue 17)."""
+or a map whose shape does not match the input, raise a ``ValueError`` with the package's message."""
 
 from __future__ import annotations
 
@@ -217,8 +217,8 @@ def test_exported_losses_name_both_shapes(name, kwargs, case):
 
 
 def test_dibe_batch_mismatch_is_the_packages_message():
-    # issue 17: input [2, C, H, W] and target [3, 1, H, W] gave torch's broadcasting error (or, with two classes, a
-    # number)
+    # input [2, C, H, W] and target [3, 1, H, W]: the package's shape message, not torch's broadcasting error (or,
+    # with two classes, a number)
     for channels in (2, 3):
         with pytest.raises(ValueError, match=re.escape(
             f"ground truth has different shape ((3, 1, 8, 8)) from input ((2, {channels}, 8, 8))."

@@ -168,7 +168,7 @@ def test_metric_under_ddp_matches_single_process(tmp_path):
     assert os.path.exists(result_file)
 
 
-# ------------------------------------------------------------------- NaN predictions (issue 17): NaN, never 0
+# ------------------------------------------------------------------- NaN predictions: an OII of NaN, never 0
 
 
 def _nan_case(nan_images=(0,), value=float("nan")):

@@ -1,5 +1,5 @@
-"""``roi_size`` and ``stride`` of the crops: whole-valued floats read as ints, other values named (issue 17:
-``roi_size=32.0`` gave "'float' object is not iterable")."""
+"""``roi_size`` and ``stride`` of the crops: whole-valued floats read as ints (``roi_size=32.0`` is 32, not
+"'float' object is not iterable"), other values named in a ``ValueError``."""
 
 from __future__ import annotations
 
