@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["DemoSettings", "SetupResult", "run_demo", "run_demo_seeds", "pooled_metrics", "check_device", "DEMO_SETUPS"]
+__all__ = ["DemoSettings", "SetupResult", "run_demo", "run_demo_seeds", "pooled_metrics", "check_device", "plot_demo",
+           "format_table", "DEMO_SETUPS"]
 
 #: (name, crop, loss) of the demo's comparison: the MAC paper's RC and MAC, with CE or the DBCE paper's loss
 DEMO_SETUPS: tuple[tuple[str, str, str], ...] = (
@@ -300,45 +301,176 @@ def _train_setup(
     return result, network
 
 
+def _plural(count: int, word: str) -> str:
+    """``1 epoch``, ``15 epochs``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+#: the table's columns: (key, title); pixel metrics from ``SetupResult.metrics``, per-object ones from ``objects``
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("dice", "Dice"), ("small_recall", "small rec."), ("object_f1", "det. F1"), ("iou", "IoU"),
+    ("precision", "precision"), ("recall", "recall"), ("accuracy", "accuracy"), ("oii", "OII"),
+)
+#: how :func:`format_table` marks a column's best cell: one best, or the best shared by some but not all setups
+BEST_MARK, TIED_MARK = "*", "="
+TABLE_KEY = f"{BEST_MARK} best, {TIED_MARK} tied for best; no mark in a column where every setup ties"
+
+
+def _table_value(r: SetupResult, m: str) -> float:
+    value = r.objects.get(m) if m in ("small_recall", "object_f1") else r.metrics[m]
+    return math.nan if value is None else float(value)
+
+
+def _table_score(m: str, value: float) -> float:
+    """Higher is better, on the value as the table prints it (two cells that print alike tie): OII is best at 0."""
+    return -abs(round(value, 3)) if m == "oii" else round(100 * value, 1)
+
+
+def _best_marks(results: Sequence[SetupResult]) -> tuple[dict[tuple[int, str], str], list[str]]:
+    """The mark of each ``(row, column)`` cell, and the titles of the columns where every setup ties."""
+    marks: dict[tuple[int, str], str] = {}
+    all_tied = []
+    for m, title in TABLE_COLUMNS:
+        scores = {i: _table_score(m, _table_value(r, m)) for i, r in enumerate(results)}
+        scores = {i: v for i, v in scores.items() if math.isfinite(v)}
+        if not scores:
+            continue
+        best = [i for i, v in scores.items() if v == max(scores.values())]
+        if len(best) == len(results):  # a mark on every cell says nothing
+            if len(results) > 1:
+                all_tied.append(title)
+            continue
+        for i in best:
+            marks[i, m] = BEST_MARK if len(best) == 1 else TIED_MARK
+    return marks, all_tied
+
+
 def format_table(results: Sequence[SetupResult]) -> str:
-    """The papers' metrics per setup, with the small-object recall and detection F1 beside the Dice; best of each
-    column marked with ``*`` (ties: every tied cell)."""
-    columns = [("dice", "Dice"), ("small_recall", "small rec."), ("object_f1", "det. F1"), ("iou", "IoU"),
-               ("precision", "precision"), ("recall", "recall"), ("accuracy", "accuracy"), ("oii", "OII")]
-    header = f"{'setup':<12}" + "".join(f"{title:>11}" for _, title in columns)
+    """The papers' metrics per setup, with the small-object recall and detection F1 beside the Dice.
+
+    The best cell of each column (as printed: Dice etc. to 0.1%, OII closest to 0 to 0.001) is marked ``*``; when
+    some but not all setups share the best, each of them is marked ``=``; a column where every setup ties has no
+    mark, and a line under the table names those columns.
+    """
+    header = f"{'setup':<12}" + "".join(f"{title:>11}" for _, title in TABLE_COLUMNS)
     lines = [header, "-" * len(header)]
-
-    def value_of(r: SetupResult, m: str) -> float:
-        value = r.objects.get(m) if m in ("small_recall", "object_f1") else r.metrics[m]
-        return math.nan if value is None else float(value)
-
-    def score(m: str, value: float) -> float:
-        return -abs(value) if m == "oii" else value
-
-    best = {}
-    for m, _ in columns:
-        finite = [score(m, value_of(r, m)) for r in results if math.isfinite(value_of(r, m))]
-        best[m] = max(finite) if finite else None
-    for r in results:
+    marks, all_tied = _best_marks(results)
+    for i, r in enumerate(results):
         cells = []
-        for m, _ in columns:
-            value = value_of(r, m)
+        for m, _ in TABLE_COLUMNS:
+            value = _table_value(r, m)
             if not math.isfinite(value):
                 cells.append(f"{'-':>10} ")
                 continue
-            mark = "*" if best[m] is not None and score(m, value) == best[m] else " "
+            mark = marks.get((i, m), " ")
             cells.append(f"{value:+10.3f}{mark}" if m == "oii" else f"{100 * value:10.1f}{mark}")
-        lines.append(f"{r.name:<12}" + "".join(cells))
+        lines.append(f"{r.name:<12}" + "".join(cells).rstrip())
+    if all_tied:
+        which = "every column" if len(all_tied) == len(TABLE_COLUMNS) else ", ".join(all_tied)
+        lines.append(f"(all {len(results)} setups tie on {which}: no best to mark)")
     return "\n".join(lines)
 
 
-def _figure(path: Path, s: DemoSettings, train: list[dict], val: list[dict], results: Sequence[SetupResult],
-            networks: dict[str, torch.nn.Module], rho: float) -> None:
-    import matplotlib
+#: colours of the prediction overlays (true positive, false positive, false negative), on the dimmed input
+OVERLAY_COLOURS = {"TP": (1.0, 1.0, 1.0), "FP": (1.0, 0.25, 0.25), "FN": (0.3, 0.55, 1.0)}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# curves that differ by less than this are drawn as one value and said to coincide
+_COINCIDE_TOL = 5e-3
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+
+def _showcase(val: Sequence[dict]) -> tuple[int, dict]:
+    """The validation image the figure shows: the one with the most foreground (ties: the first)."""
+    index = max(range(len(val)), key=lambda i: int(np.count_nonzero(val[i]["label"])))
+    return index, val[index]
+
+
+def _predict_one(network: torch.nn.Module, image: np.ndarray) -> np.ndarray:
+    """The foreground mask ``(H, W)`` a network predicts for one ``(1, H, W)`` image."""
+    network.eval()
+    with torch.no_grad():
+        device = next(network.parameters()).device
+        pred = network(torch.as_tensor(image[None]).to(device)).argmax(1)[0].cpu().numpy() > 0
+    network.train()
+    return pred
+
+
+def _overlay(image: np.ndarray, pred: np.ndarray | None, truth: np.ndarray) -> np.ndarray:
+    """An RGB picture of the dimmed input with the truth (``pred=None``) or TP/FP/FN of a prediction on it."""
+    rgb = np.repeat(0.45 * np.clip(image, 0, 1)[..., None], 3, axis=-1)
+    if pred is None:
+        rgb[truth] = OVERLAY_COLOURS["TP"]
+        return rgb
+    rgb[pred & truth] = OVERLAY_COLOURS["TP"]
+    rgb[pred & ~truth] = OVERLAY_COLOURS["FP"]
+    rgb[~pred & truth] = OVERLAY_COLOURS["FN"]
+    return rgb
+
+
+def _curve_panel(ax: Any, results: Sequence[SetupResult], key: str, styles: list[dict], fmt: Callable[[float], str],
+                 ylim: tuple[float, float]) -> None:
+    """Validation ``key`` per epoch for every setup, with a fixed y range, integer epochs and a legend that names each
+    line with its last value; setups are offset slightly along x so that coinciding points stay visible, and curves
+    that all coincide are said to."""
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = max((len(r.curve) for r in results), default=1)
+    width = 0.24 if epochs < 4 else 0.12  # the spread of the offsets, in epochs
+    offsets = np.linspace(-width / 2, width / 2, len(results)) if len(results) > 1 else np.zeros(1)
+    for k, (r, style, dx) in enumerate(zip(results, styles, offsets)):
+        x = np.array([c["epoch"] for c in r.curve], dtype=float) + dx
+        y = [c[key] for c in r.curve]
+        last = fmt(y[-1]) if y else "-"
+        # earlier setups drawn wider and below the later ones: where lines run together, each still shows at the edge
+        wider = len(results) - 1 - k
+        ax.plot(x, y, ms=(7 if epochs < 4 else 4) + 1.0 * wider, lw=1.2 + 0.6 * wider, zorder=2 + k,
+                mfc="none" if style["ls"] == "--" else style["color"], mew=1.5, label=f"{r.name}: {last}", **style)
+    ax.set_xlim(0.5, epochs + 0.5)
+    if epochs <= 10:
+        ax.set_xticks(range(1, epochs + 1))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(*ylim)
+    ax.set_xlabel("epoch (setups offset slightly so that equal values stay visible)", fontsize=8)
+    values = [np.array([c[key] for c in r.curve], dtype=float) for r in results]
+    same_length = len({v.size for v in values}) == 1 and values[0].size > 0
+    if len(results) > 1 and same_length and np.ptp(np.stack(values), axis=0).max() <= _COINCIDE_TOL:
+        allv = np.concatenate(values)
+        count = "all four" if len(results) == 4 else f"all {len(results)}"
+        what = f"{count} at {fmt(allv[0])}" if np.ptp(allv) <= _COINCIDE_TOL else f"{count} curves coincide"
+        y_last = float(np.mean([v[-1] for v in values]))
+        below = y_last > np.mean(ylim)  # write the note on the roomier side of the points
+        ax.annotate(what, xy=(float(epochs), y_last),
+                    xytext=(0, -28 if below else 28), textcoords="offset points", ha="center", fontsize=9,
+                    arrowprops={"arrowstyle": "->", "color": "0.3"},
+                    bbox={"boxstyle": "round", "fc": "lightyellow", "ec": "0.6"})
+    ax.legend(fontsize=8, loc="center right" if epochs == 1 else "best", framealpha=0.9,
+              title="setup: last value", title_fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def plot_demo(
+    s: DemoSettings, train: Sequence[dict], val_sample: dict, results: Sequence[SetupResult],
+    predictions: dict[str, np.ndarray], rho: float,
+) -> Any:
+    """The demo's figure, as a ``matplotlib.figure.Figure`` (no pyplot state, no backend switch: saving it to PNG
+    uses Agg).
+
+    Top row: the training image with the most foreground, a MAC window and a random window; the DBCE weight map of
+    its label; validation Dice and OII per epoch for every setup. Bottom row: one validation image's input, its
+    ground truth, and each setup's prediction of it (TP/FP/FN). Each axes carries a label for tests and tools
+    (``ax.get_label()``): ``windows``, ``weights``, ``dice``, ``oii``, ``input``, ``truth``, ``pred:<setup>``.
+
+    Args:
+        s: the settings of the run (sizes, seed, epochs: the titles say them).
+        train: the training items (``image`` and ``label``, ``(1, H, W)``).
+        val_sample: the validation item the bottom row shows.
+        results: what :func:`run_demo` returns, one per setup, in order.
+        predictions: foreground mask ``(H, W)`` of ``val_sample`` per setup name.
+        rho: the MAC threshold of the run.
+    """
+    import matplotlib.colors
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch, Rectangle
 
     from monai_imbalance.transforms import DilationWeightMap, mac_window_starts
 
@@ -346,55 +478,111 @@ def _figure(path: Path, s: DemoSettings, train: list[dict], val: list[dict], res
     image, label = sample["image"][0], sample["label"][0]
     rng = np.random.default_rng(s.seed)
     windows = mac_window_starts(label, s.roi_size, s.mac_stride, rho)
-    fig, axes = plt.subplots(2, 3, figsize=(13, 8.5))
-    ax = axes[0, 0]
+    fig = Figure(figsize=(17, 9.2), layout="constrained")
+    # two subfigures: the rows lay out on their own (the colorbar of the top row does not shift the bottom's panels)
+    upper, lower = fig.subfigures(2, 1, height_ratios=(1.15, 1.0))
+    top = list(upper.subplots(1, 4))
+    bottom = list(lower.subplots(1, 2 + len(results)))
+
+    ax = top[0]
+    ax.set_label("windows")
     ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-    ax.contour(label > 0, levels=[0.5], colors="yellow", linewidths=0.8)
+    ax.contour(label > 0, levels=[0.5], colors="yellow", linewidths=0.9)
     if len(windows):
         y, x = windows[rng.integers(len(windows))]
         ax.add_patch(Rectangle((x - 0.5, y - 0.5), s.roi_size, s.roi_size, fill=False, ec="lime", lw=2,
-                               label=f"MAC window (rho {rho})"))
+                               label=f"a MAC window (rho {rho:g})"))
     y, x = rng.integers(0, s.image_size - s.roi_size + 1, 2)
     ax.add_patch(Rectangle((x - 0.5, y - 0.5), s.roi_size, s.roi_size, fill=False, ec="red", lw=2, ls="--",
-                           label="random window"))
-    ax.legend(loc="lower left", fontsize=8)
-    ax.set_title(f"SYNTHETIC image: {100 * np.mean(label > 0):.1f}% foreground, {len(windows)} MAC windows",
-                 fontsize=10)
+                           label="a random window"))
+    ax.plot([], [], color="yellow", lw=0.9, label="label outline")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=3, fontsize=7, frameon=False,
+              handlelength=1.5, columnspacing=1.0)
+    ax.set_title(f"SYNTHETIC training image: {100 * np.mean(label > 0):.1f}% foreground,\n"
+                 f"{_plural(len(windows), 'MAC window')} of {s.roi_size}x{s.roi_size}", fontsize=10)
+
+    ax = top[1]
+    ax.set_label("weights")
     weights = DilationWeightMap(radius=s.dbce_radius)(sample["label"])[0]
-    im = axes[0, 1].imshow(weights, cmap="magma", norm=matplotlib.colors.LogNorm(vmin=weights[weights > 0].min()))
-    # the label's outline shows the dilation ring that M adds around each object
-    axes[0, 1].contour(label > 0, levels=[0.5], colors="cyan", linewidths=0.8)
-    axes[0, 1].set_title(f"DBCE weight map M (radius {s.dbce_radius:g} px; cyan: label)", fontsize=10)
-    fig.colorbar(im, ax=axes[0, 1], fraction=0.046)
-    for name, ax in zip(("RC + CE", "MAC + DBCE"), (axes[0, 2], axes[1, 2])):
-        target = max(val, key=lambda d: int(np.count_nonzero(d["label"])))
-        net = networks[name]
-        net.eval()
-        with torch.no_grad():
-            device = next(net.parameters()).device
-            pred = net(torch.as_tensor(target["image"][None]).to(device)).argmax(1)[0].cpu().numpy() > 0
-        truth = target["label"][0] > 0
-        overlay = np.zeros((*truth.shape, 3))
-        overlay[pred & truth] = (1, 1, 1)
-        overlay[pred & ~truth] = (1, 0.2, 0.2)
-        overlay[~pred & truth] = (0.2, 0.4, 1)
-        ax.imshow(overlay)
-        ax.set_title(f"{name}: TP white, FP red, FN blue", fontsize=10)
-    for r in results:
-        epochs = [c["epoch"] for c in r.curve]
-        axes[1, 0].plot(epochs, [c["dice"] for c in r.curve], marker="o", ms=3, label=r.name)
-        axes[1, 1].plot(epochs, [c["oii"] for c in r.curve], marker="o", ms=3, label=r.name)
-    axes[1, 0].set(title="validation Dice", xlabel="epoch", ylim=(0, 1))
-    axes[1, 1].set(title="validation OII (+: missed foreground, -: false alarms)", xlabel="epoch", ylim=(-1, 1))
-    axes[1, 1].axhline(0, color="grey", lw=0.5)
-    axes[1, 0].legend(fontsize=8)
-    for a in (axes[0, 0], axes[0, 1], axes[0, 2], axes[1, 2]):
-        a.set_xticks([])
-        a.set_yticks([])
-    fig.suptitle("monai-imbalance demo on SYNTHETIC data", fontsize=13)
-    fig.tight_layout()
+    positive = weights[weights > 0]
+    norm = matplotlib.colors.LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.size and np.ptp(
+        positive) > 0 else None
+    im = ax.imshow(weights, cmap="magma", norm=norm)
+    ax.contour(label > 0, levels=[0.5], colors="cyan", linewidths=0.8)
+    ax.set_title(f"DBCE weight map M of that label\n(radius {s.dbce_radius:g} px; cyan: label outline)", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).set_label("pixel weight (log scale)", fontsize=8)
+
+    styles = [{"color": matplotlib.colormaps["tab10"](k % 10), "marker": _MARKERS[k % len(_MARKERS)],
+               "ls": "--" if r.loss == "ce" else "-"} for k, r in enumerate(results)]
+    top[2].set_label("dice")
+    _curve_panel(top[2], results, "dice", styles, lambda v: f"{100 * v:.1f}%", (-0.05, 1.05))
+    top[2].set_title("validation Dice, pooled over the SYNTHETIC validation set\n(1 = perfect; dashed: CE, solid: "
+                     "DBCE)", fontsize=10)
+    top[2].set_ylabel("Dice")
+    ax = top[3]
+    ax.set_label("oii")
+    ax.axhline(0, color="0.35", lw=1, ls=":", zorder=0)
+    # what the ends and the middle mean, beside the axis where they never cover a point
+    meaning = ax.secondary_yaxis("right")
+    meaning.set_yticks([-1, 0, 1], labels=["only FP\n(false\nalarms)", "0 =\nbalanced", "only FN\n(missed)"],
+                       fontsize=8)
+    meaning.tick_params(length=0, colors="0.3")
+    _curve_panel(ax, results, "oii", styles, lambda v: f"{v:+.2f}", (-1.05, 1.05))
+    ax.set_title("validation OII (output imbalance), pooled\n(+: under-segmentation, -: over-segmentation)",
+                 fontsize=10)
+    ax.set_ylabel("OII")
+
+    vimage, truth = val_sample["image"][0], val_sample["label"][0] > 0
+    ax = bottom[0]
+    ax.set_label("input")
+    ax.imshow(vimage, cmap="gray", vmin=0, vmax=1)
+    ax.set_title("validation input\n(SYNTHETIC, held out\nfrom training)", fontsize=10)
+    ax = bottom[1]
+    ax.set_label("truth")
+    ax.imshow(_overlay(vimage, None, truth))
+    ax.set_title(f"ground truth\n{int(truth.sum())} px foreground\n({100 * truth.mean():.1f}% of the image)",
+                 fontsize=10)
+    nothing = []
+    for ax, r in zip(bottom[2:], results):
+        ax.set_label(f"pred:{r.name}")
+        pred = predictions[r.name].astype(bool)
+        tp, fp, fn = int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum())
+        ax.imshow(_overlay(vimage, pred, truth))
+        dice = 2 * tp / (2 * tp + fp + fn) if 2 * tp + fp + fn else 1.0
+        if pred.any():
+            detail = f"this image: Dice {100 * dice:.1f}%\nTP {tp}, FP {fp}, FN {fn} px"
+        else:
+            nothing.append(r.name)
+            detail = f"nothing predicted\nTP 0, FP 0, FN {fn} px"
+        ax.set_title(f"{r.name}\n{detail}", fontsize=10)
+    for ax in (*top[:2], *bottom):
+        ax.set_xticks([])
+        ax.set_yticks([])
+    lower.legend(handles=[Patch(fc=OVERLAY_COLOURS[k], ec="0.3", label=text) for k, text in
+                        (("TP", "TP: found foreground (and ground truth)"), ("FP", "FP: false alarm"),
+                         ("FN", "FN: missed foreground"))],
+               loc="outside lower center", ncol=3, fontsize=9, frameon=False)
+    fg = float(np.mean([np.mean(d["label"] > 0) for d in train]))
+    steps = math.ceil(s.num_train * s.num_samples / s.batch_size)
+    subtitle = (f"{s.num_train} training / {_plural(s.num_val, 'validation image')} of {s.image_size}x{s.image_size}, "
+                f"{100 * fg:.1f}% foreground; {_plural(s.epochs, 'epoch')} x {_plural(steps, 'step')} per setup, "
+                f"seed {s.seed}. Synthetic data: how the methods behave, not the papers' numbers.")
+    if len(nothing) == len(results):
+        subtitle += (f"\nNo setup predicts any foreground on this image after {_plural(s.epochs, 'epoch')}: "
+                     "too short to learn the small foreground (a smoke run; the default budget is 15 epochs).")
+    fig.suptitle("monai-imbalance demo on SYNTHETIC data: random crop (RC) vs Mask-Aware Cropping (MAC), "
+                 f"CE vs dilated balanced CE (DBCE)\n{subtitle}", fontsize=12)
+    return fig
+
+
+def _figure(path: Path, s: DemoSettings, train: list[dict], val: list[dict], results: Sequence[SetupResult],
+            networks: dict[str, torch.nn.Module], rho: float) -> Any:
+    """Predict the showcased validation image with every network, draw :func:`plot_demo`, save it to ``path``."""
+    _, val_sample = _showcase(val)
+    predictions = {r.name: _predict_one(networks[r.name], val_sample["image"]) for r in results}
+    fig = plot_demo(s, train, val_sample, results, predictions, rho)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig
 
 
 def run_demo(
@@ -422,12 +610,13 @@ def _run_demo(out: Path, s: DemoSettings, progress: bool, echo: Callable[[str], 
     fg = float(np.mean([np.mean(d["label"] > 0) for d in train]))
     echo("monai-imbalance demo: the data are SYNTHETIC (monai_imbalance.apps.synthetic), generated on the fly.")
     echo(
-        f"{s.num_train} training / {s.num_val} validation images of {s.image_size}x{s.image_size}, "
+        f"{s.num_train} training / {_plural(s.num_val, 'validation image')} of {s.image_size}x{s.image_size}, "
         f"{100 * fg:.1f}% foreground (FG:BG 1:{(1 - fg) / max(fg, 1e-12):.0f}), {100 * s.empty_rate:.0f}% without "
         f"foreground; crops {s.roi_size}x{s.roi_size}; MAC rho {rho}"
         + (f" (keeps {100 * kept:.0f}% of images croppable)" if kept is not None else "")
         + f", tau {s.mac_tau:g}, stride {s.mac_stride}; DBCE radius {s.dbce_radius:g} px; "
-        f"{s.epochs} epochs x {math.ceil(s.num_train * s.num_samples / s.batch_size)} steps per setup on {s.device}"
+        f"{_plural(s.epochs, 'epoch')} x {_plural(math.ceil(s.num_train * s.num_samples / s.batch_size), 'step')} "
+        f"per setup on {s.device}"
         f" ({torch.get_num_threads()} threads, seed {s.seed})."
     )
     from monai_imbalance.networks import BilinearUNet
@@ -440,8 +629,9 @@ def _run_demo(out: Path, s: DemoSettings, progress: bool, echo: Callable[[str], 
         results.append(result)
         networks[name] = network
     echo("")
-    echo(f"Validation on {s.num_val} held-out SYNTHETIC images (pixels pooled over the set; small rec.: recall of the "
-         "true objects up to the first quartile of their sizes, det. F1: object detection F1 at IoU >= 0.5; * best):")
+    echo(f"Validation on {_plural(s.num_val, 'held-out SYNTHETIC image')} (pixels pooled over the set; small rec.: "
+         "recall of the true objects up to the first quartile of their sizes, det. F1: object detection F1 at "
+         f"IoU >= 0.5; {TABLE_KEY}):")
     echo(format_table(results))
     for r in results:
         if r.mac_rate is not None:
