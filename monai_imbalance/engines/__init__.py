@@ -7,8 +7,8 @@ from monai_imbalance.inferers import SliceBySliceInferer, volume_format, volume_
 from monai_imbalance.metrics.volumetric import VolumetricSegmentationMetric, evaluate_volumes
 from monai_imbalance.transforms.writers import SaveLabelVolumeLikeInputd, SaveMaskLikeInputd
 
-from .datalists import DatasetFolderMissing, dataset_sections, image_items, require_items_per_rank
+from .datalists import DatasetFolderMissing, dataset_sections, image_items, inference_items, require_items_per_rank
 from .loss_inputs import LossWithBatchKeys
 from .registry import CROPS, LOSSES, CropSpec, LossSpec, MapSpec, register_crop, register_loss
-from .setups import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, paper_setup
+from .setups import CROP_NAMES, LOSS_NAMES, PAPER_SETUPS, SegmentationSetup, describe_object, paper_setup
 from .trainer import SupervisedTrainerWithLossInputs

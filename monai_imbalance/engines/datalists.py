@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DatasetFolderMissing", "dataset_sections", "image_items", "require_items_per_rank"]
+__all__ = ["DatasetFolderMissing", "dataset_sections", "image_items", "inference_items", "require_items_per_rank"]
 
 _SECTIONS = ("training", "validation", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -135,6 +135,29 @@ def image_items(
     if not files:
         raise FileNotFoundError(f"no image ({', '.join(wanted)}) in {folder}")
     return [{"image": str(p.resolve())} for p in files]
+
+
+def inference_items(
+    dataset: str, dataset_dir: str | os.PathLike | None = None, section: str = "test", **kwargs: Any
+) -> list[dict[str, Any]]:
+    """The images of one section of a dataset's split, as inference items (``image`` and ``id`` only, no label):
+    the bundles' default inference input, so that it follows the split training used (e.g. ACDC's SSL4MIS test
+    patients, which lie in ``training/``, not in ``testing/``).
+
+    Args:
+        dataset, dataset_dir, kwargs: as :func:`dataset_sections` (``split``, ``fold``, ``datalist``, ...).
+        section: ``"test"``, ``"validation"`` or ``"training"``.
+
+    Raises:
+        ValueError: an unknown section, or a section without any item.
+    """
+    if section not in _SECTIONS:
+        raise ValueError(f"section must be one of {_SECTIONS}, got {section!r}.")
+    items = dataset_sections(dataset, dataset_dir, **kwargs)[section]
+    if not items:
+        raise ValueError(f"the {section} section of {dataset!r} in {dataset_dir} is empty: set input_dir to the "
+                         "folder of the images to predict.")
+    return [{"image": item["image"], "id": item.get("id", Path(str(item["image"])).name)} for item in items]
 
 
 def require_items_per_rank(items: Sequence[Any], name: str, world_size: int | None = None) -> int:

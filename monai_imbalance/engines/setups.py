@@ -52,6 +52,7 @@ __all__ = [
     "DISTANCE_MAP_KEY",
     "SegmentationSetup",
     "paper_setup",
+    "describe_object",
 ]
 
 
@@ -229,6 +230,26 @@ class SegmentationSetup:
         self.loss_function = loss_function
         self.precompute_transforms, self.crop_transforms = crop_spec.build(self, dict(self.crop_params))
 
+    def describe(self) -> dict[str, Any]:
+        """What this setup trains with, as plain JSON values: the loss and crop names with their merged parameters,
+        and the resolved classes (``module.Class``) with their settings, of the loss function, of every crop and map
+        transform and of the handlers the loss needs (:func:`describe_object`)."""
+        return {
+            "loss": {"name": self.loss_name, "params": _plain(self.loss_params)},
+            "crop": {"name": self.crop_name, "params": _plain(self.crop_params)},
+            "out_channels": self.out_channels,
+            "activation": self.activation,
+            "roi_size": _plain(self.roi_size),
+            "num_samples": self.num_samples,
+            "deep_supervision": self.deep_supervision,
+            "loss_function": describe_object(self.loss_function),
+            "precompute_transforms": [describe_object(t) for t in self.precompute_transforms],
+            "crop_transforms": [describe_object(t) for t in self.crop_transforms],
+            "map_transforms": [describe_object(t) for t in self.map_transforms],
+            "loss_inputs": dict(self.loss_inputs),
+            "train_handlers": [describe_object(h) for h in self.train_handlers],
+        }
+
     def activation_args(self) -> dict[str, Any]:
         """MONAI's activation arguments for the setup's output: sigmoid, or softmax with one-hot targets."""
         return {"sigmoid": True} if self.activation == "sigmoid" else {"softmax": True, "to_onehot_y": True}
@@ -243,3 +264,57 @@ class SegmentationSetup:
             f"{self.crop_params}, out_channels={self.out_channels} ({self.activation}), roi_size={self.roi_size}, "
             f"deep_supervision={self.deep_supervision}, map_keys={self.map_keys})"
         )
+
+
+_PLAIN = (bool, int, float, str, type(None))
+# attributes that hold state, not settings
+_SKIP_ATTRS = {"training", "R", "backend", "lazy", "_lazy"}
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON values (tuples and arrays as lists, small tensors by value); None when it is not a setting."""
+    import numpy as np
+    import torch
+
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (np.generic,)):
+        return value.item()
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        size = value.numel() if isinstance(value, torch.Tensor) else value.size
+        return value.tolist() if size <= 64 else f"{type(value).__name__} of shape {list(value.shape)}"
+    if depth > 3:
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    return None
+
+
+def _is_transform(value: Any) -> bool:
+    from monai.transforms import Transform
+
+    return isinstance(value, Transform)
+
+
+def describe_object(obj: Any, depth: int = 0) -> dict[str, Any]:
+    """``{"class": "module.Class", <setting>: value, ...}`` of a loss, transform or handler: its public attributes
+    that are plain values (numbers, strings, tuples, small tensors such as class weights), and the loss or transform
+    objects it holds (a compound's parts, a wrapped loss), described the same way down to three levels."""
+    import torch
+
+    info: dict[str, Any] = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+    attrs = dict(vars(obj)) if hasattr(obj, "__dict__") else {}
+    if isinstance(obj, torch.nn.Module):
+        attrs.update(obj._buffers)
+        attrs.update(obj._modules)
+    for name, value in sorted(attrs.items()):
+        if name.startswith("_") or name in _SKIP_ATTRS:
+            continue
+        plain = _plain(value)
+        if plain is not None or value is None:
+            info[name] = plain
+        elif depth < 3 and (isinstance(value, torch.nn.Module) or _is_transform(value)):
+            info[name] = describe_object(value, depth + 1)
+    return info

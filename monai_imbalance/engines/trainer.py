@@ -59,13 +59,32 @@ def batch_loss_inputs(
     return out
 
 
+def batch_loss(output: Any) -> Any:
+    """The loss of a trainer's output: one batch dict (``decollate=False``) or a decollated list of dicts."""
+    if isinstance(output, list) and output and isinstance(output[0], dict):
+        output = output[0]
+    return output["loss"] if isinstance(output, dict) else None
+
+
+def _read_batch_loss(handler: Any) -> None:
+    """MONAI's experiment-tracking handlers (``--tracking mlflow`` adds an ``MLFlowHandler`` reading
+    ``from_engine(['loss'], first=True)``) expect decollated output; on one batch dict that gives a 1-tuple, which
+    MLflow cannot log. They read :func:`batch_loss` instead."""
+    from monai.handlers import MLFlowHandler
+
+    if isinstance(handler, MLFlowHandler) and handler.iteration_log:
+        handler.output_transform = batch_loss
+
+
 class SupervisedTrainerWithLossInputs(SupervisedTrainer):
     """``monai.engines.SupervisedTrainer`` whose loss also receives batch keys as keyword arguments.
 
     Args:
         loss_inputs: ``{forward argument: batch key}`` (``SegmentationSetup.loss_inputs``); empty or None: exactly
             ``SupervisedTrainer``.
-        args, kwargs: every argument of ``SupervisedTrainer``.
+        args, kwargs: every argument of ``SupervisedTrainer``. With ``decollate=False`` (the bundles: no per-item
+            split of every batch, no host sync for the loss), an ``MLFlowHandler`` among ``train_handlers`` reads
+            the loss of the batch dict (:func:`batch_loss`), as it would from decollated output.
 
     Each iteration reads the keys from the batch (moved to the trainer's device) and runs MONAI's own iteration with
     the loss bound to them, so AMP, gradient accumulation settings, ``optim_set_to_none`` and the iteration events
@@ -79,6 +98,9 @@ class SupervisedTrainerWithLossInputs(SupervisedTrainer):
     """
 
     def __init__(self, *args: Any, loss_inputs: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        if not kwargs.get("decollate", True):
+            for handler in kwargs.get("train_handlers") or []:
+                _read_batch_loss(handler)
         super().__init__(*args, **kwargs)
         self.loss_inputs = {str(k): str(v) for k, v in dict(loss_inputs or {}).items()}
 

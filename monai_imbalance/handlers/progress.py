@@ -49,7 +49,9 @@ class ProgressBar:
     """A tqdm progress bar over the iterations of each epoch (ignite's ``ProgressBar``), showing the loss.
 
     The bar moves at every iteration; the loss it shows is read every ``refresh_every`` iterations (reading a loss
-    on the GPU is a host sync that stalls the next step's kernels).
+    on the GPU is a host sync that stalls the next step's kernels). While an epoch's bar is on screen, console log
+    lines go through tqdm (``tqdm.contrib.logging.logging_redirect_tqdm``), so they print above the bar instead of
+    cutting it; the bundles log per-iteration lines only when the bar is off.
 
     Args:
         enabled: False attaches nothing (bundles switch it with ``progress=False``).
@@ -74,14 +76,39 @@ class ProgressBar:
         self.output_transform = _EveryNth(output_transform or _loss_of, refresh_every)
         self.desc = desc
         self.bar: Any = None
+        self._redirect: Any = None
 
     def attach(self, engine: Any) -> None:
         if not self.enabled:
             return
+        from ignite.engine import Events
         from ignite.handlers import ProgressBar as IgniteProgressBar
 
         self.bar = IgniteProgressBar(persist=self.persist, desc=self.desc)
         self.bar.attach(engine, output_transform=self.output_transform)
+        # log lines (StatsHandler, the validation's metrics, throughput) print above the bar, not through it
+        engine.add_event_handler(Events.EPOCH_STARTED, self._redirect_logging)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._restore_logging)
+        engine.add_event_handler(Events.COMPLETED, self._restore_logging)
+        engine.add_event_handler(Events.EXCEPTION_RAISED, self._restore_logging_and_raise)
+        engine.add_event_handler(Events.TERMINATE, self._restore_logging)
+
+    def _redirect_logging(self, engine: Any) -> None:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self._restore_logging(engine)
+        self._redirect = logging_redirect_tqdm()
+        self._redirect.__enter__()
+
+    def _restore_logging_and_raise(self, engine: Any, error: BaseException) -> None:
+        # ignite raises an exception itself only when no handler is registered for it: raise it on
+        self._restore_logging(engine)
+        raise error
+
+    def _restore_logging(self, engine: Any, *args: Any) -> None:
+        redirect, self._redirect = self._redirect, None
+        if redirect is not None:
+            redirect.__exit__(None, None, None)
 
 
 class ThroughputLogger:

@@ -5,6 +5,7 @@ at a time and records each case's name."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +14,15 @@ from monai.handlers import IgniteMetricHandler
 
 from monai_imbalance.metrics.volumetric import source_id
 
-__all__ = ["process_rank", "world_size", "first_occurrences", "batch_item", "PerCaseMetricHandler"]
+__all__ = [
+    "process_rank",
+    "world_size",
+    "first_occurrences",
+    "batch_item",
+    "PerCaseMetricHandler",
+    "HandlerGroup",
+    "quiet_other_ranks",
+]
 
 
 def process_rank() -> int:
@@ -102,3 +111,51 @@ class PerCaseMetricHandler(IgniteMetricHandler):
                 fallback = f"rank{process_rank()}_{len(self._records)}"
             record = {"id": str(item.get(self.id_key) or fallback), **self._case_fields(item, label, kwargs)}
             self._records.append(json.dumps(record))
+
+
+class HandlerGroup:
+    """Several handlers as one item of a bundle's handler list: ``attach(engine)`` attaches each in order.
+
+    MONAI's experiment tracking (``--tracking mlflow``) and ``ConfigWorkflow.check_properties`` need ``train#handlers``
+    to be a list of handler definitions; a setup's own handlers (a number that depends on the loss) go in as one
+    ``HandlerGroup`` item of that list.
+
+    Args:
+        handlers: objects with an ``attach(engine)`` method.
+    """
+
+    def __init__(self, handlers: Sequence[Any] = ()) -> None:
+        handlers = list(handlers)
+        for h in handlers:
+            if not callable(getattr(h, "attach", None)):
+                raise TypeError(f"every handler needs an attach(engine) method, got {type(h).__name__}.")
+        self.handlers = handlers
+
+    def attach(self, engine: Any) -> None:
+        for h in self.handlers:
+            h.attach(engine)
+
+
+class _BelowLevelDropped(logging.Filter):
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level
+
+
+def quiet_other_ranks(level: int | str = "WARNING") -> bool:
+    """On a process of rank > 0, drop log records below ``level`` at the root logger's handlers (ignite's engine
+    info lines, MONAI's and this package's progress lines); rank 0 logs as before. Called once by the bundles'
+    multi-GPU configs after the process group is set up. Returns True when this process was quietened.
+    """
+    if process_rank() == 0:
+        return False
+    numeric = logging.getLevelName(level) if isinstance(level, str) else int(level)
+    if not isinstance(numeric, int):
+        raise ValueError(f"level must be a logging level name or number, got {level!r}.")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _BelowLevelDropped) for f in handler.filters):
+            handler.addFilter(_BelowLevelDropped(numeric))
+    return True

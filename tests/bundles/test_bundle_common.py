@@ -23,18 +23,26 @@ def test_model_zoo_file_set(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_metadata_complete(name):
+    """metadata.json names a version with its changelog entry; the datasets' source, licence, reference and layout
+    are in docs/data_license.txt (the model zoo's place for them), each named in the README."""
+    from tests.bundles.test_metadata_schema import read_data_license
+
     meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
     for key in ("version", "changelog", "monai_version", "pytorch_version", "numpy_version", "name", "description",
-                "network_data_format", "datasets", "references"):
+                "network_data_format", "references", "required_packages_version"):
         assert meta.get(key), key
+    assert "datasets" not in meta  # not a schema field: the licences moved to docs/data_license.txt
     assert meta["version"] in meta["changelog"] and meta["changelog"][meta["version"]].strip()
-    for dataset, info in meta["datasets"].items():
+    datasets = read_data_license(BUNDLES / name / "docs" / "data_license.txt")
+    assert datasets
+    for dataset, info in datasets.items():
         for key in ("source", "licence", "reference", "layout"):
             assert info.get(key), (dataset, key)
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 3
     readme = (BUNDLES / name / "docs" / "README.md").read_text()
-    for dataset in meta["datasets"]:
+    for dataset in datasets:
         assert dataset in readme
+    assert "docs/data_license.txt" in readme
     assert "licen" in readme.lower() and meta["version"] in readme
 
 
@@ -66,7 +74,7 @@ def test_inference_config_stands_alone(name, tmp_path):
 @pytest.mark.parametrize("name", NAMES)
 def test_confusion_metrics_share_one_count(name, tmp_path):
     """Precision, recall, accuracy and OII read one ConfusionCountsMetric: the counts are computed once per
-    iteration (issue 19), with the metric names the bundle always had."""
+    iteration, not once per metric, with the metric names the bundle always had."""
     from monai_imbalance.metrics import ConfusionCountsMetric
 
     parser = parse_bundle(BUNDLES / name, ("train",), {"dataset_dir": str(tmp_path)})

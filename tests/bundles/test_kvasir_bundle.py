@@ -59,7 +59,7 @@ def test_train_two_epochs(trained):
         check_metrics(epoch_metrics(log, epoch))
     assert "images_per_second" in log
     models = sorted(p.name for p in (root / "models").iterdir())
-    assert models == ["checkpoint_epoch=2.pt", "checkpoint_final.pt", "model.pt"]
+    assert models == ["checkpoint_epoch=2.pt", "checkpoint_final.pt", "model.pt", "setup.json"]
     state = torch.load(root / "models" / "checkpoint_epoch=2.pt", weights_only=True)
     assert set(state) == {"model", "optimizer", "lr_scheduler", "trainer", "best_model"}
     # the best validation so far travels with the trainer checkpoint (BestMetricState), with model.pt's score
@@ -70,8 +70,8 @@ def test_train_two_epochs(trained):
     assert list((root / "logs").glob("events.out.tfevents.*"))  # TensorBoard
 
 
-@pytest.mark.skipif(not oii_available(), reason="monai_imbalance.handlers.OutputImbalanceIndex (issue 5) is not "
-                    "in the package yet: the bundles' val_oii metric is removed from these runs until it is")
+@pytest.mark.skipif(not oii_available(), reason="monai_imbalance.handlers.OutputImbalanceIndex is not "
+                    "in the installed package: the bundles' val_oii metric is removed from these runs without it")
 def test_oii_logged_every_validation(trained):
     _, log = trained
     assert all("val_oii" in epoch_metrics(log, e) for e in (1, 2))

@@ -64,17 +64,22 @@ def check_metadata(name: str, num_channels: int, readme_words: list[str]) -> Non
     missing = [f for f in FILES if not (BUNDLES / name / f).is_file()]
     assert not missing
     meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
+    from tests.bundles.test_metadata_schema import read_data_license
+
     for key in ("version", "changelog", "monai_version", "pytorch_version", "numpy_version", "name", "description",
-                "network_data_format", "datasets", "references", "required_packages_version"):
+                "network_data_format", "references", "required_packages_version"):
         assert meta.get(key), key
+    assert "datasets" not in meta  # the licences are in docs/data_license.txt
     assert meta["version"] in meta["changelog"] and meta["changelog"][meta["version"]].strip()
-    for dataset, info in meta["datasets"].items():
+    datasets = read_data_license(BUNDLES / name / "docs" / "data_license.txt")
+    assert datasets
+    for dataset, info in datasets.items():
         for key in ("source", "licence", "reference", "layout"):
             assert info.get(key), (dataset, key)
     assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 1
     assert meta["network_data_format"]["outputs"]["pred"]["num_channels"] == num_channels
     readme = (BUNDLES / name / "docs" / "README.md").read_text()
-    for word in [*meta["datasets"], meta["version"], *readme_words]:
+    for word in [*datasets, meta["version"], *readme_words]:
         assert word in readme, word
 
 
@@ -157,7 +162,7 @@ def test_train_one_epoch_with_volumetric_validation(trained, data):
     with h5py.File(volumes[0]) as f:
         assert f["image"].shape[0] == sections["validation"][0]["num_slices"]
     assert sorted(p.name for p in (root / "models").iterdir()) == ["checkpoint_epoch=1.pt", "checkpoint_final.pt",
-                                                                   "model.pt"]
+                                                                   "model.pt", "setup.json"]
     state = torch.load(root / "models" / "checkpoint_epoch=1.pt", weights_only=True)
     assert state["lr_scheduler"]["total_iters"] == iterations  # polynomial decay per iteration
     events = b"".join(p.read_bytes() for p in (root / "logs").glob("events.out.tfevents.*"))

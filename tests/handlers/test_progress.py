@@ -48,3 +48,58 @@ def test_progress_bar_rejects_a_bad_interval():
 
     with pytest.raises(ValueError, match="refresh_every must be an int >= 1"):
         ProgressBar(refresh_every=0)
+
+
+def test_log_lines_print_above_the_bar_during_an_epoch_and_the_console_handler_comes_back(capsys):
+    """While an epoch's bar is on screen, a console log line goes through tqdm (never into the middle of the bar);
+    after the run, logging writes to its own stream handler again."""
+    import logging
+    import sys
+
+    from ignite.engine import Events
+    from tqdm.contrib.logging import _TqdmLoggingHandler
+
+    from monai_imbalance.handlers import ProgressBar
+
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stdout)
+    root.addHandler(console)
+    seen = []
+    try:
+        engine = Engine(lambda e, b: {"loss": torch.tensor(0.5)})
+        ProgressBar(refresh_every=1).attach(engine)
+
+        @engine.on(Events.ITERATION_COMPLETED)
+        def _look(e):
+            seen.append([type(h) for h in root.handlers])
+
+        engine.run([0, 1], max_epochs=2)
+        assert len(seen) == 4
+        assert all(_TqdmLoggingHandler in types and logging.StreamHandler not in types for types in seen)
+        assert console in root.handlers and not any(isinstance(h, _TqdmLoggingHandler) for h in root.handlers)
+    finally:
+        root.removeHandler(console)
+
+
+def test_the_console_handler_comes_back_when_an_epoch_fails():
+    import logging
+    import sys
+
+    import pytest
+
+    from monai_imbalance.handlers import ProgressBar
+
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stdout)
+    root.addHandler(console)
+    try:
+        def fail(e, b):
+            raise RuntimeError("boom")
+
+        engine = Engine(fail)
+        ProgressBar().attach(engine)
+        with pytest.raises(RuntimeError, match="boom"):
+            engine.run([0], max_epochs=1)
+        assert console in root.handlers
+    finally:
+        root.removeHandler(console)
