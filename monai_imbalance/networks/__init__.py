@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from .unet import BilinearUNet, DeepSupervisionFlexibleUNet
+from .unet import BilinearUNet, DeepSupervisionFlexibleUNet, DeepSupervisionInference

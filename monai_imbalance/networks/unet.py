@@ -6,19 +6,22 @@
 - :class:`DeepSupervisionFlexibleUNet`: MONAI's ``FlexibleUNet`` (e.g. a ResNet34 encoder) with the DBCE paper's
   deep supervision (Sec. 3.2): segmentation heads at 1/4, 1/8 and 1/16 of the input, each a conv and a bilinear
   up-sampling to the input size; training returns every head (for a summed deep-supervision loss), inference
-  returns the 1/4 head, as the paper does.
+  returns the 1/4 head, as the paper does. ``torch.jit.script`` of it gives :class:`DeepSupervisionInference`, that
+  1/4-head path with the same state dict, so ``python -m monai.bundle ckpt_export`` exports the bundles' network as-is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from monai.networks.nets import FlexibleUNet
+from monai.networks.nets.resnet import ResNetBlock, ResNetBottleneck
 
-__all__ = ["BilinearUNet", "DeepSupervisionFlexibleUNet"]
+__all__ = ["BilinearUNet", "DeepSupervisionFlexibleUNet", "DeepSupervisionInference"]
 
 
 def _conv(spatial_dims: int) -> type[nn.Module]:
@@ -97,8 +100,10 @@ class BilinearUNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.spatial_dims + 2:
+            # the shape written as a tuple by hand: TorchScript has no tuple(list)
+            shape = "(" + ", ".join([str(size) for size in x.shape]) + ")"
             raise ValueError(
-                f"input must be (B, C, *spatial) with {self.spatial_dims} spatial dims, got shape {tuple(x.shape)}."
+                f"input must be (B, C, *spatial) with {self.spatial_dims} spatial dims, got shape {shape}."
             )
         skips = [self.inc(x)]
         for down in self.downs:
@@ -106,8 +111,8 @@ class BilinearUNet(nn.Module):
         y = skips.pop()
         for up in self.ups:
             skip = skips.pop()
-            y = F.interpolate(y, scale_factor=2, mode=self.mode, align_corners=True)
-            pad = []
+            y = F.interpolate(y, scale_factor=2.0, mode=self.mode, align_corners=True)
+            pad: list[int] = []
             for axis in range(1, self.spatial_dims + 1):  # F.pad lists the last axis first
                 diff = skip.shape[-axis] - y.shape[-axis]
                 pad += [diff // 2, diff - diff // 2]
@@ -115,6 +120,37 @@ class BilinearUNet(nn.Module):
                 y = F.pad(y, pad)
             y = up(torch.cat([skip, y], dim=1))
         return self.outc(y)
+
+
+class _ZeroPadShortcut(nn.Module):
+    """Shortcut "A" of MONAI's ResNet (resnet18 and resnet34) as a module, for TorchScript.
+
+    ``monai.networks.nets.ResNet`` builds this shortcut as a ``functools.partial`` of its bound method
+    ``_downsample_basic_block``, which ``torch.jit.script`` cannot compile ("failed to convert Python type:
+    'functools.partial'"). This module computes the same thing: a strided 1-voxel average pooling, then zero channels
+    up to ``planes``. It has no parameters, so the state dict is unchanged.
+    """
+
+    def __init__(self, planes: int, stride: int, spatial_dims: int) -> None:
+        super().__init__()
+        self.planes = planes
+        self.pool = (nn.AvgPool2d if spatial_dims == 2 else nn.AvgPool3d)(kernel_size=1, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.pool(x)
+        size = list(out.shape)
+        size[1] = self.planes - size[1]
+        zero_pads = torch.zeros(size, dtype=out.dtype, device=out.device)
+        # ``.data`` as in MONAI's block: no gradient flows through this shortcut, training is unchanged
+        return torch.cat([out.data, zero_pads], dim=1)
+
+
+def _scriptable_shortcuts(encoder: nn.Module) -> None:
+    """Replace, in place, the ``functools.partial`` shortcuts of a MONAI ResNet by :class:`_ZeroPadShortcut`."""
+    for block in encoder.modules():
+        if isinstance(block, (ResNetBlock, ResNetBottleneck)) and isinstance(block.downsample, partial):
+            keywords = block.downsample.keywords
+            block.downsample = _ZeroPadShortcut(keywords["planes"], keywords["stride"], keywords["spatial_dims"])
 
 
 class DeepSupervisionFlexibleUNet(FlexibleUNet):
@@ -126,12 +162,26 @@ class DeepSupervisionFlexibleUNet(FlexibleUNet):
     that sums the heads (e.g. ``monai.losses.DeepSupervisionLoss(loss, weight_mode="same")``, the paper's sum);
     in ``eval()`` mode it returns the 1/4 head only, the paper's inference output.
 
+    ``torch.jit.script(net)`` (what ``python -m monai.bundle ckpt_export`` runs) scripts :meth:`inference_network`,
+    the eval-mode output path with the same state dict, whose forward returns a tensor in either mode (TorchScript
+    compiles one forward, and this one returns a list or a tensor). The ResNet encoders' parameter-free shortcuts
+    (``functools.partial`` in MONAI, not scriptable) are modules here, with the same outputs and state dict.
+    Scripting a module that contains this network also puts the inference module in that container's place (torch
+    writes what ``__prepare_scriptable__`` returns into the parent's submodules): script the network itself, as
+    ``ckpt_export`` does, or build containers from :meth:`inference_network`.
+
     Args:
         in_channels, out_channels, backbone, pretrained, spatial_dims: as ``monai.networks.nets.FlexibleUNet``
             (the DBCE paper uses ``backbone="resnet34"``; pretrained weights need a download).
         supervision_scales: down-sampling factors of the heads, the first being the inference head; each must be
             one of the decoder's scales (16, 8, 4, 2, 1).
         kwargs: other ``FlexibleUNet`` arguments (``decoder_channels``, ``norm``, ...).
+
+    Example:
+        >>> net = DeepSupervisionFlexibleUNet(3, 2, backbone="resnet34").eval()
+        >>> scripted = torch.jit.script(net)  # a DeepSupervisionInference sharing net's parameters
+        >>> scripted(torch.zeros(1, 3, 64, 64)).shape
+        torch.Size([1, 2, 64, 64])
     """
 
     def __init__(
@@ -165,6 +215,7 @@ class DeepSupervisionFlexibleUNet(FlexibleUNet):
         # the full-resolution blocks and head are unused: drop them so they hold no parameters
         self.decoder.blocks = self.decoder.blocks[: self._last_block + 1]
         self.segmentation_head = nn.Identity()
+        _scriptable_shortcuts(self.encoder)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
         features = self.encoder(inputs)
@@ -184,3 +235,58 @@ class DeepSupervisionFlexibleUNet(FlexibleUNet):
         if self.training:
             return [outputs[s] for s in self.supervision_scales]
         return outputs[self.supervision_scales[0]]
+
+    def inference_network(self) -> DeepSupervisionInference:
+        """The eval-mode output path (the first of ``supervision_scales``) as a scriptable module sharing this
+        network's submodules, hence its parameters and state dict keys."""
+        return DeepSupervisionInference(self)
+
+    def __prepare_scriptable__(self) -> DeepSupervisionInference:
+        # torch.jit.script calls this hook and compiles what it returns (as torchvision and torchaudio models do)
+        return self.inference_network()
+
+
+class DeepSupervisionInference(nn.Module):
+    """The inference path of a :class:`DeepSupervisionFlexibleUNet`: encoder, decoder down to the inference head's
+    scale, that head and its up-sampling to the input size; what the network returns in ``eval()`` mode.
+
+    It holds the network's ``encoder``, ``decoder`` and ``heads`` under the same names (shared, not copied), so its
+    state dict has the same keys and a checkpoint of the network loads into it unchanged. Its forward is TorchScript
+    code returning a tensor (the network's returns a list in ``train()`` mode): ``torch.jit.script`` of a
+    ``DeepSupervisionFlexibleUNet`` compiles this module.
+
+    Args:
+        network: the network whose inference path this is.
+
+    Example:
+        >>> net = DeepSupervisionFlexibleUNet(3, 2, backbone="resnet34").eval()
+        >>> inference = net.inference_network()
+        >>> inference.state_dict().keys() == net.state_dict().keys()
+        True
+    """
+
+    def __init__(self, network: DeepSupervisionFlexibleUNet) -> None:
+        super().__init__()
+        _scriptable_shortcuts(network.encoder)  # already done for networks built by this version
+        self.encoder = network.encoder
+        self.decoder = network.decoder
+        self.heads = network.heads
+        scale = network.supervision_scales[0]
+        self.head_name = str(scale)
+        self.head_block = network._block_of_scale[scale]
+        self.skip_connect = network.skip_connect
+        self.interp_mode = network.interp_mode
+        self.training = network.training  # the flag only: train() would also switch the shared submodules
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(inputs)
+        skips = features[:-1][::-1]
+        x = features[-1]
+        for i, block in enumerate(self.decoder.blocks):
+            if i <= self.head_block:  # the blocks after the inference head's are for the other heads only
+                x = block(x, skips[i] if i < self.skip_connect else None)
+        logits = x
+        for name, head in self.heads.items():  # TorchScript indexes a ModuleDict by literals only
+            if name == self.head_name:
+                logits = head(x)
+        return F.interpolate(logits, size=inputs.shape[2:], mode=self.interp_mode, align_corners=False)
