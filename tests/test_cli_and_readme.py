@@ -74,6 +74,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "synthetic_demo" / "stats.json").exists()
 
 
+@pytest.mark.slow
 def test_readme_bash_examples_run(tmp_path):
     commands = [line.strip() for block in re.findall(r"```bash\n(.*?)```", README, re.S)
                 for line in block.splitlines() if line.strip().startswith("monai-imbalance")]

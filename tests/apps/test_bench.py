@@ -144,6 +144,7 @@ def kvasir(tmp_path_factory):
     return base, root, extra, tiny
 
 
+@pytest.mark.slow
 def test_bench_through_a_real_bundle_two_setups_two_folds(kvasir):
     base, root, extra, tiny = kvasir
     runner = BundleRunner(root, tiny, in_process=True, extra_configs=extra)
@@ -167,6 +168,7 @@ def test_bench_through_a_real_bundle_two_setups_two_folds(kvasir):
     assert "detection F1" in header and "instance Dice" in header and "small-object recall" in header
 
 
+@pytest.mark.slow
 def test_cli_bench_resumes_without_rerunning(kvasir, tmp_path):
     base, root, extra, tiny = kvasir
     if extra:

@@ -87,6 +87,7 @@ def test_format_report_shows_missing_values_as_dashes():
     assert "| a | 1 | - |" in text
 
 
+@pytest.mark.slow
 def test_tiny_acdc_bench_with_seeds_and_small_structures(tmp_path):
     from monai_imbalance.apps.lookalike import write_acdc_lookalike
     from tests.bundles import copy_bundle

@@ -74,6 +74,7 @@ def _table(results):
     return [(r.name, r.metrics, r.counts, r.curve) for r in results]
 
 
+@pytest.mark.slow
 def test_a_seeded_run_repeats_exactly_and_leaves_torch_settings_as_they_were(tmp_path):
     import torch
 

@@ -85,6 +85,7 @@ def test_confusion_metrics_share_one_count(name, tmp_path):
     assert [h.metric_fn.metric_name[0] for h in shared[:3]] == ["precision", "recall", "accuracy"]
 
 
+@pytest.mark.slow
 def test_a_bundle_run_without_its_dataset_folder_ends_in_one_line_naming_the_option(tmp_path):
     import subprocess
     import sys

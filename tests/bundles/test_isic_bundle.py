@@ -69,6 +69,7 @@ def test_evaluate_on_the_test_folder_and_infer(trained, data):
 
 @pytest.mark.parametrize("loss, crop", [("ce", "none"), ("dice_ce", "none"), ("uncertainty_ce", "none"),
                                         ("balanced_ce", "mac")])
+@pytest.mark.slow
 def test_setups_train_in_process(loss, crop, data, tmp_path):
     root = copy_bundle("isic2018_seg", tmp_path)
     overrides = {"dataset_dir": str(data), "loss": loss, "crop": crop, "epochs": 1, "image_size": [64, 64],

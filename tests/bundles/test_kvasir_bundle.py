@@ -145,6 +145,7 @@ def test_resume_continues_from_the_checkpoint(trained, data):
     assert state["best_model"]["best_metric"] == pytest.approx(max(scores), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_multi_gpu_config_runs_under_torchrun(data, tmp_path):
     root = copy_bundle("kvasir_seg", tmp_path)
     proc = run_bundle(root, ("train", "multi_gpu_train"), {"dataset_dir": str(data["kvasir"]), "epochs": 1, **TINY},

@@ -122,7 +122,7 @@ def test_mlflow_tracking_records_train_and_evaluate_runs(datasets, tmp_path):
     assert metrics["val_mean_dice"] == pytest.approx(float(saved["val_mean_dice"]), abs=1e-4)
 
 
-def test_the_trainer_gives_mlflow_the_loss_of_a_batch_dict():
+def test_the_trainer_gives_mlflow_the_loss_of_a_batch_dict(tmp_path):
     import torch
     from monai.handlers import MLFlowHandler, from_engine
 
@@ -130,7 +130,8 @@ def test_the_trainer_gives_mlflow_the_loss_of_a_batch_dict():
 
     loss = torch.tensor(0.25)
     assert isinstance(from_engine(["loss"], first=True)({"loss": loss}), tuple)  # what MLflow cannot log
-    handler = MLFlowHandler(tracking_uri="sqlite:///unused.db", output_transform=from_engine(["loss"], first=True))
+    handler = MLFlowHandler(tracking_uri="sqlite:///" + str(tmp_path / "unused.db"),
+                            output_transform=from_engine(["loss"], first=True))
     _read_batch_loss(handler)
     assert handler.output_transform({"loss": loss, "pred": None}) is loss
     assert batch_loss([{"loss": loss}, {"loss": loss}]) is loss and batch_loss(None) is None
@@ -245,6 +246,7 @@ def _torchrun(root: Path, names: tuple[str, ...], overrides: dict) -> subprocess
     return proc
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="torchrun with gloo on Linux")
 def test_two_processes_log_each_event_once_and_evaluate_together(datasets, tmp_path):
     root = copy_bundle("kvasir_seg", tmp_path)

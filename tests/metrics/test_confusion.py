@@ -116,6 +116,7 @@ def _rank_run(rank: int, world_size: int, port: int, queue) -> None:
         dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_gathers_the_shared_counts_once_like_monai():
     world_size = 2
     context = mp.get_context("spawn")
