@@ -142,13 +142,23 @@ def test_bundles_equal_their_rendering_from_shared():
     render = _render_module()
     stale = [p for p, text in render.rendered_files().items() if p.read_text() != text]
     assert not stale, f"run python bundles/render_shared.py: {stale}"
+    blocks = {p.stem for p in (BUNDLES / "_shared").glob("*.yaml")}
+    common = {"paths", "runtime", "train_data", "train_engine", "validate_engine"}
+    # the 2-D bundles also share their loading, validation post-processing and metrics; the volumetric ones their
+    # validation loader
+    groups = {"kvasir_seg": {"load_2d", "validate_loading_2d", "validate_post_2d", "validate_metrics_2d"},
+              "isic2018_seg": {"load_2d", "validate_loading_2d", "validate_post_2d", "validate_metrics_2d"},
+              "synapse_seg": {"validate_dataloader_3d"}, "acdc_seg": {"validate_dataloader_3d"}}
     for name in NAMES:
         _, used = render.render((BUNDLES / name / "configs" / "train.yaml").read_text())
-        assert used == ["paths", "runtime", "train_data", "train_engine", "validate_engine"], name
+        assert len(used) == len(set(used)) and set(used) == common | groups[name], name
+        blocks -= set(used)
         _, used = render.render((BUNDLES / name / "configs" / "multi_gpu_train.yaml").read_text())
         assert used == ["multi_gpu_train"], name
+        blocks -= set(used)
         assert (BUNDLES / name / "configs" / "logging.conf").read_bytes() == \
             (BUNDLES / "_shared" / "logging.conf").read_bytes()
+    assert blocks == set(), f"shared blocks no bundle uses: {blocks}"
 
 
 def test_render_replaces_a_stale_part_and_names_an_unclosed_one():
