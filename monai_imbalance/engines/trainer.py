@@ -59,21 +59,16 @@ def batch_loss_inputs(
     return out
 
 
-def batch_loss(output: Any) -> Any:
-    """The loss of a trainer's output: one batch dict (``decollate=False``) or a decollated list of dicts."""
-    if isinstance(output, list) and output and isinstance(output[0], dict):
-        output = output[0]
-    return output["loss"] if isinstance(output, dict) else None
-
-
 def _read_batch_loss(handler: Any) -> None:
     """MONAI's experiment-tracking handlers (``--tracking mlflow`` adds an ``MLFlowHandler`` reading
     ``from_engine(['loss'], first=True)``) expect decollated output; on one batch dict that gives a 1-tuple, which
-    MLflow cannot log. They read :func:`batch_loss` instead."""
+    MLflow cannot log. They read :func:`~monai_imbalance.handlers.utils.trainer_loss` instead."""
     from monai.handlers import MLFlowHandler
 
+    from monai_imbalance.handlers.utils import trainer_loss
+
     if isinstance(handler, MLFlowHandler) and handler.iteration_log:
-        handler.output_transform = batch_loss
+        handler.output_transform = trainer_loss
 
 
 class SupervisedTrainerWithLossInputs(SupervisedTrainer):
@@ -84,7 +79,8 @@ class SupervisedTrainerWithLossInputs(SupervisedTrainer):
             ``SupervisedTrainer``.
         args, kwargs: every argument of ``SupervisedTrainer``. With ``decollate=False`` (the bundles: no per-item
             split of every batch, no host sync for the loss), an ``MLFlowHandler`` among ``train_handlers`` reads
-            the loss of the batch dict (:func:`batch_loss`), as it would from decollated output.
+            the loss of the batch dict (:func:`~monai_imbalance.handlers.utils.trainer_loss`), as it would from
+            decollated output.
 
     Each iteration reads the keys from the batch (moved to the trainer's device) and runs MONAI's own iteration with
     the loss bound to them, so AMP, gradient accumulation settings, ``optim_set_to_none`` and the iteration events

@@ -9,14 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .utils import trainer_loss
+
 __all__ = ["TerminateOnNan"]
-
-
-def _loss(output: Any) -> Any:
-    """The trainer's loss: ``output["loss"]`` (or of the first item of a decollated output)."""
-    if isinstance(output, list) and output and isinstance(output[0], dict):
-        output = output[0]
-    return output["loss"] if isinstance(output, dict) else output
 
 
 class TerminateOnNan:
@@ -34,7 +29,7 @@ class TerminateOnNan:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be an int >= 1, got {every!r}.")
         self.every = every
-        self.handler = IgniteTerminateOnNan(output_transform=output_transform or _loss)
+        self.handler = IgniteTerminateOnNan(output_transform=output_transform or trainer_loss)
 
     def attach(self, engine: Any) -> None:
         from ignite.engine import Events

@@ -22,6 +22,7 @@ __all__ = [
     "PerCaseMetricHandler",
     "HandlerGroup",
     "quiet_other_ranks",
+    "trainer_loss",
 ]
 
 
@@ -37,6 +38,14 @@ def world_size() -> int:
     import ignite.distributed as idist
 
     return idist.get_world_size()
+
+
+def trainer_loss(output: Any) -> Any:
+    """The loss of a trainer's output: ``output["loss"]`` of one batch dict (``decollate=False``) or of the first
+    item of a decollated list of dicts; any other output (a bare loss) as it is."""
+    if isinstance(output, list) and output and isinstance(output[0], dict):
+        output = output[0]
+    return output["loss"] if isinstance(output, dict) else output
 
 
 def first_occurrences(ids: Sequence[str]) -> list[int]:

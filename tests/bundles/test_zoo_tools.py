@@ -126,7 +126,8 @@ def test_the_trainer_gives_mlflow_the_loss_of_a_batch_dict(tmp_path):
     import torch
     from monai.handlers import MLFlowHandler, from_engine
 
-    from monai_imbalance.engines.trainer import _read_batch_loss, batch_loss
+    from monai_imbalance.engines.trainer import _read_batch_loss
+    from monai_imbalance.handlers.utils import trainer_loss
 
     loss = torch.tensor(0.25)
     assert isinstance(from_engine(["loss"], first=True)({"loss": loss}), tuple)  # what MLflow cannot log
@@ -134,7 +135,7 @@ def test_the_trainer_gives_mlflow_the_loss_of_a_batch_dict(tmp_path):
                             output_transform=from_engine(["loss"], first=True))
     _read_batch_loss(handler)
     assert handler.output_transform({"loss": loss, "pred": None}) is loss
-    assert batch_loss([{"loss": loss}, {"loss": loss}]) is loss and batch_loss(None) is None
+    assert trainer_loss([{"loss": loss}, {"loss": loss}]) is loss and trainer_loss(None) is None
 
 
 # ------------------------------------------------------------------------------------ shared definitions
