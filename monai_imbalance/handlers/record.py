@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from monai_imbalance.utils import atomic_write
+
 from .utils import process_rank
 
 __all__ = ["RecordSetup"]
@@ -18,8 +20,8 @@ class RecordSetup:
     """At the trainer's start, write ``setup.describe()`` (or any JSON-able description) to ``save_dir/filename``
     and log one line per part, so a reader of a run knows exactly which loss and crop classes it trained with.
 
-    Only rank 0 writes and logs. The file is replaced atomically (temporary file, then rename), so a killed run
-    never leaves half a file.
+    Only rank 0 writes and logs. The file is written with :func:`monai_imbalance.utils.atomic_write`, so a killed
+    run never leaves half a file.
 
     Args:
         setup: a :class:`~monai_imbalance.engines.SegmentationSetup` (anything with ``describe()``), or a dict.
@@ -56,9 +58,8 @@ class RecordSetup:
         description = self.record()
         self.save_dir.mkdir(parents=True, exist_ok=True)
         path = self.save_dir / self.filename
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(description, indent=2, default=str) + "\n")
-        os.replace(tmp, path)
+        text = json.dumps(description, indent=2, default=str) + "\n"
+        atomic_write(path, lambda f: f.write(text.encode()))
         for key in ("loss", "crop"):
             if key in description:
                 self.logger.info(f"setup {key}: {json.dumps(description[key], default=str)}")
