@@ -3,6 +3,7 @@
     monai-imbalance demo                                          # the main job: MAC vs RC, DBCE vs CE (SYNTHETIC)
     monai-imbalance stats --datalist data.json --num-classes 2 --json stats.json
     monai-imbalance stats --folder Kvasir-SEG/masks --roi-size 224 224
+    monai-imbalance plan --datalist data.json --out plan.yaml --gpu-memory 8  # a generic_seg bundle override
     monai-imbalance synth --out /tmp/synthetic --num-images 50 --fg-fraction 0.03
     monai-imbalance prepare kvasir --root /data --download --split pranet
     monai-imbalance bench --bundle bundles/kvasir_seg --setups NC,RC,PC,MAC,NCW,RCW --folds 5 \\
@@ -107,6 +108,44 @@ def _run_stats(args: argparse.Namespace) -> int:
     if args.json_out:
         report.to_json(args.json_out)
         print(f"\nreport written to {args.json_out}")
+    return 0
+
+
+def _add_plan(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="plan the generic_seg bundle for your own dataset: geometry and imbalance handling, with reasons",
+        description="Stream over the training cases of a MONAI datalist JSON, a Medical Segmentation Decathlon "
+        "dataset.json (or its Task folder), or a folder of image/label pairs, and write a bundle override for "
+        "bundles/generic_seg: dimensionality, channels, classes, intensity normalisation, target spacing, the "
+        "DynUNet and the largest patch that fits the GPU memory, then the crop and MAC rho, DBCE radius, class "
+        "weights, loss family and deep-supervision heads from the imbalance statistics, each with its reason.",
+    )
+    p.add_argument("--datalist", required=True,
+                   help="datalist JSON, Decathlon dataset.json or Task folder, or a folder of image/label pairs")
+    p.add_argument("--data-root", default=None, help="base of relative paths (default: the JSON's folder)")
+    p.add_argument("--out", default="plan.yaml", help="the override to write (default: plan.yaml)")
+    p.add_argument("--gpu-memory", type=float, default=8.0, metavar="GIB",
+                   help="GPU memory the training may use, in GiB (default: 8, nnU-Net's reference)")
+    p.add_argument("--croppable-share", type=float, default=0.8,
+                   help="share of the images with foreground that MAC's rho keeps croppable (default: 0.8)")
+    p.add_argument("--num-workers", type=int, default=0, help="reader processes (default: 0)")
+    p.add_argument("--max-cases", type=_positive_int, default=None, help="plan on the first N training cases only")
+    p.add_argument("--seed", type=int, default=0, help="seed of the intensity sampling (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=_run_plan)
+
+
+def _run_plan(args: argparse.Namespace) -> int:
+    from monai_imbalance.apps.plan import plan_dataset
+
+    plan = plan_dataset(args.datalist, data_root=args.data_root, gpu_memory_gib=args.gpu_memory,
+                        croppable_share=args.croppable_share, num_workers=args.num_workers,
+                        progress=not args.no_progress, seed=args.seed, max_cases=args.max_cases)
+    print(plan.summary())
+    path = plan.write(args.out)
+    print(f"\nplan written to {path}; train with (from bundles/generic_seg):\n"
+          f"  python -m monai.bundle run --config_file \"['configs/train.yaml','{path.resolve()}']\"")
     return 0
 
 
@@ -425,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"monai-imbalance {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_stats(sub)
+    _add_plan(sub)
     _add_synth(sub)
     _add_prepare(sub)
     _add_demo(sub)

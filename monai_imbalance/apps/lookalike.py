@@ -39,6 +39,7 @@ __all__ = [
     "write_isic_lookalike",
     "write_synapse_lookalike",
     "write_acdc_lookalike",
+    "write_decathlon_lookalike",
     "write_lookalike",
 ]
 
@@ -352,6 +353,123 @@ def write_acdc_lookalike(
     write_synthetic_marker(root, f"ACDC ({form})", {"patients": len(numbers)}, seed=seed, form=form,
                            **({"h5_set": h5_set} if form == "h5" else {}))
     return root
+
+
+#: class names of :func:`write_decathlon_lookalike` (then ``class_<k>``)
+_DECATHLON_CLASS_NAMES = ("organ", "lesion", "vessel", "nodule")
+#: the first bytes of a macOS AppleDouble ``._`` file, as the Decathlon archives ship them next to every image
+_APPLEDOUBLE = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(4058)
+
+
+def write_decathlon_lookalike(
+    root: str | os.PathLike,
+    num_cases: int = 6,
+    spatial_size: Sequence[int] = (32, 32, 16),
+    num_classes: int = 3,
+    modalities: Sequence[str] = ("CT",),
+    spacing: Sequence[float] = (0.8, 0.8, 2.5),
+    seed: int = 0,
+    nnunet_v2: bool = False,
+) -> Path:
+    """Write a SYNTHETIC Medical Segmentation Decathlon Task folder into ``root`` and return its ``dataset.json``.
+
+    ``nnunet_v2=False``: ``root/Task99_Synthetic/`` with ``imagesTr/synthetic_<3>.nii.gz``, ``labelsTr/`` (same
+    names), two ``imagesTs/`` images and the Decathlon ``dataset.json`` (``name``, ``description`` starting
+    "SYNTHETIC", ``tensorImageSize``, ``modality``, ``labels`` {"0": "background", ...}, ``numTraining``,
+    ``numTest``, ``training`` [{"image": "./imagesTr/...", "label": "./labelsTr/..."}], ``test`` ["./imagesTs/..."]).
+    Images are 3-D, or 4-D (x, y, z, channel) with more than one modality, as the BRATS and Prostate tasks.
+    ``nnunet_v2=True``: ``root/Dataset999_Synthetic/`` with one 3-D file per channel, ``imagesTr/<case>_0000.nii.gz``
+    (``_0001``, ...), ``labelsTr/<case>.nii.gz``, ``imagesTs/<case>_0000.nii.gz`` and the nnU-Net v2 ``dataset.json``
+    (``channel_names``, ``labels`` {"background": 0, ...}, ``numTraining``, ``file_ending``, no file list).
+
+    CT channels are int16 Hounsfield-like values, other modalities float32 (a 4-D image is float32), labels uint8
+    (0 .. ``num_classes - 1``, the classes decreasing in size); the voxel ``spacing`` (x, y, z mm) is in the affine.
+    All channels of a case share its label (:func:`monai_imbalance.apps.synthetic.make_synthetic_pair` with the
+    case's seed, rendered at a different contrast per channel; every second channel is inverted, as T1 and T2
+    differ). As the real archives, ``imagesTr/`` and ``labelsTr/`` hold a macOS ``._`` resource-fork file, which
+    readers must ignore; a ``SYNTHETIC.txt`` marker states the counts.
+    """
+    import json
+
+    import nibabel as nib
+
+    spatial_size = tuple(int(s) for s in spatial_size)
+    if len(spatial_size) != 3 or len(spacing) != 3:
+        raise ValueError(f"spatial_size and spacing must be 3-D (x, y, z), got {spatial_size} and {tuple(spacing)}.")
+    if num_cases < 1:
+        raise ValueError(f"num_cases must be >= 1, got {num_cases}.")
+    if not modalities:
+        raise ValueError("modalities must name at least one channel, e.g. ('CT',) or ('FLAIR', 'T1w').")
+    task = Path(root) / ("Dataset999_Synthetic" if nnunet_v2 else "Task99_Synthetic")
+    for sub in ("imagesTr", "labelsTr", "imagesTs"):
+        (task / sub).mkdir(parents=True, exist_ok=True)
+    affine = np.diag([*map(float, spacing), 1.0])
+    ratios = [0.5**k for k in range(num_classes - 1)]
+    class_names = [_DECATHLON_CLASS_NAMES[k] if k < len(_DECATHLON_CLASS_NAMES) else f"class_{k + 1}"
+                   for k in range(num_classes - 1)]
+
+    def case(index: int) -> tuple[list[np.ndarray], np.ndarray]:
+        rng = _rng(seed, index, 21)
+        fg = float(rng.uniform(0.08, 0.2))
+        channels, label = [], None
+        for m, modality in enumerate(modalities):
+            pair = make_synthetic_pair(spatial_size, fg_fraction=fg, num_classes=num_classes, num_objects=1,
+                                       class_ratios=ratios, size_spread=0.2, contrast=0.3 + 0.1 * m,
+                                       seed=np.random.SeedSequence([int(seed), index]))
+            image = pair["image"][0] if m % 2 == 0 else 1.0 - pair["image"][0]
+            if modality.upper() == "CT":
+                channels.append(np.rint(image * 700.0 - 300.0).astype(np.int16))
+            else:
+                channels.append((image * 1000.0).astype(np.float32))
+            label = pair["label"][0] if label is None else label  # the same seed gives every channel one label
+        return channels, label.astype(np.uint8)
+
+    def save(array: np.ndarray, path: Path) -> None:
+        img = nib.Nifti1Image(array, affine)
+        img.header.set_xyzt_units("mm")
+        nib.save(img, str(path))
+
+    def save_image(channels: list[np.ndarray], folder: Path, name: str) -> list[str]:
+        if nnunet_v2:
+            for m, channel in enumerate(channels):
+                save(channel, task / folder / f"{name}_{m:04d}.nii.gz")
+            return [f"./{folder}/{name}_{m:04d}.nii.gz" for m in range(len(channels))]
+        image = channels[0] if len(channels) == 1 else np.stack([c.astype(np.float32) for c in channels], axis=-1)
+        save(image, task / folder / f"{name}.nii.gz")
+        return [f"./{folder}/{name}.nii.gz"]
+
+    training, test = [], []
+    for i in range(num_cases + 2):
+        channels, label = case(i)
+        name = f"synthetic_{i:03d}"
+        if i < num_cases:
+            image = save_image(channels, Path("imagesTr"), name)[0]
+            save(label, task / "labelsTr" / f"{name}.nii.gz")
+            training.append({"image": image, "label": f"./labelsTr/{name}.nii.gz"})
+        else:
+            test.append(save_image(channels, Path("imagesTs"), name)[0])
+    first = training[0]
+    for path in (first["image"], first["label"]):  # the junk of a Decathlon archive unpacked on a Mac
+        junk = task / path
+        (junk.parent / f"._{junk.name}").write_bytes(_APPLEDOUBLE)
+    description = ("SYNTHETIC look-alike of a Medical Segmentation Decathlon task, generated by "
+                   "monai_imbalance.apps.lookalike; not real data.")
+    meta = {"name": "Synthetic", "description": description, "reference": "monai_imbalance",
+            "licence": "generated data, no licence restrictions", "release": "1.0"}
+    if nnunet_v2:
+        data = {**meta, "channel_names": {str(m): str(name) for m, name in enumerate(modalities)},
+                "labels": {"background": 0, **{n: k + 1 for k, n in enumerate(class_names)}},
+                "numTraining": num_cases, "file_ending": ".nii.gz"}
+    else:
+        data = {**meta, "tensorImageSize": "4D" if len(modalities) > 1 else "3D",
+                "modality": {str(m): str(name) for m, name in enumerate(modalities)},
+                "labels": {"0": "background", **{str(k + 1): n for k, n in enumerate(class_names)}},
+                "numTraining": num_cases, "numTest": len(test), "training": training, "test": test}
+    path = task / "dataset.json"
+    path.write_text(json.dumps(data, indent=4) + "\n")
+    write_synthetic_marker(task, "nnU-Net v2 dataset" if nnunet_v2 else "Medical Segmentation Decathlon task",
+                           {"training": num_cases, "test": len(test)}, seed=seed, modalities=list(modalities))
+    return path
 
 
 def write_lookalike(dataset: str, root: str | os.PathLike, **kwargs: Any) -> Path:
