@@ -335,8 +335,8 @@ def training_memory(
 ) -> tuple[float, float]:
     """``(bytes per patch voxel and batch item, fixed bytes)`` of training the DynUNet: the tensors autograd saves
     for the backward pass, measured on one forward of twice the smallest valid patch (every level's size is the
-    patch's divided by its strides, so this grows exactly linearly with the patch), plus parameters, gradients and the two
-    Adam moments (16 bytes per parameter). Float32 throughout: an upper bound of mixed-precision training."""
+    patch's divided by its strides, so this grows linearly with the patch), plus parameters, gradients and the
+    two Adam moments (16 bytes per parameter). Float32 throughout: an upper bound of mixed-precision training."""
     import torch
     from monai.networks.nets import DynUNet
 
@@ -368,8 +368,8 @@ def fit_patch(
 
     Each step plans the network for the patch (:func:`plan_dynunet`), rounds the patch down to a multiple of the
     network's divisor per axis (at least one divisor), and asks ``memory(patch, strides)``; while that is over the
-    budget, the axis with the largest physical extent (size x spacing; the first on ties) loses one divisor, while it stays at
-    least ``4 * MIN_FEATURE_SIZE`` (two poolings).
+    budget, the axis with the largest physical extent (size x spacing; the first on ties) loses one divisor, while
+    it stays at least ``4 * MIN_FEATURE_SIZE`` (two poolings).
 
     Returns:
         ``(patch, kernels, strides, bytes, steps)``.
@@ -550,7 +550,8 @@ class Plan:
         from dataclasses import replace
 
         # the report's own suggestions are the papers' general advice; the decisions below replace them
-        lines = [replace(self.report, suggestions=[]).format(), "", f"plan for {self.source} ({self.kind}, {self.num_cases} cases):"]
+        head = f"plan for {self.source} ({self.kind}, {self.num_cases} cases):"
+        lines = [replace(self.report, suggestions=[]).format(), "", head]
         for key, reason in self.reasons.items():
             value = self.values[key]
             text = value if isinstance(value, str) else repr(value)
