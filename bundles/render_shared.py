@@ -1,4 +1,4 @@
-"""Write the parts the four bundles share into each of them, from one source: ``bundles/_shared``.
+"""Write the parts the bundles share into each of them, from one source: ``bundles/_shared``.
 
 A bundle stays a self-contained folder (MONAI's model zoo ships one folder per bundle, and
 ``python -m monai.bundle run --config_file configs/train.yaml`` keeps working), while its shared definitions are
@@ -22,7 +22,7 @@ from pathlib import Path
 
 BUNDLES = Path(__file__).resolve().parent
 SHARED = BUNDLES / "_shared"
-NAMES = ("kvasir_seg", "isic2018_seg", "synapse_seg", "acdc_seg")
+NAMES = ("kvasir_seg", "isic2018_seg", "synapse_seg", "acdc_seg", "generic_seg")
 # configs with shared parts, and the files copied whole
 CONFIGS = ("train.yaml", "multi_gpu_train.yaml", "evaluate.yaml", "multi_gpu_evaluate.yaml")
 WHOLE_FILES = ("logging.conf",)
@@ -89,7 +89,7 @@ def rendered_files() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write bundles/_shared into the four bundles.")
+    parser = argparse.ArgumentParser(description="Write bundles/_shared into the bundles.")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a bundle differs")
     args = parser.parse_args(argv)
     stale = []

@@ -257,8 +257,11 @@ class DeepSupervisionLoss(_MonaiDeepSupervisionLoss):
     (a head larger than the target on some axis gets MONAI's nearest resize). A tensor argument with the target's
     spatial shape is resized with ``nearest-exact`` to each head's spatial shape when they differ, as MONAI resizes
     the target: weight and distance maps are maps of values, not labels, so the classes' max or area rules do not
-    apply to them (nearest keeps each value a value of the map); other arguments are passed unchanged. A single
-    tensor input (an evaluator's output) is a plain ``loss(input, target, ...)``.
+    apply to them (nearest keeps each value a value of the map); other arguments are passed unchanged. The heads
+    come as a list (or tuple) of ``(B, C, *spatial_i)`` tensors, or as one tensor ``(B, heads, C, *spatial)``
+    with one more dimension than the target: what MONAI's ``DynUNet(deep_supervision=True)`` returns in training
+    (the heads upsampled to full size and stacked on dim 1, the main output first), unbound on dim 1 into the list.
+    A single tensor of the target's dimensions (an evaluator's output) is a plain ``loss(input, target, ...)``.
 
     Args:
         loss: the loss of each head, e.g. :class:`monai_imbalance.losses.DilatedBalancedCELoss`.
@@ -328,6 +331,9 @@ class DeepSupervisionLoss(_MonaiDeepSupervisionLoss):
     def forward(  # type: ignore[override]
         self, input: None | torch.Tensor | list[torch.Tensor], target: torch.Tensor, *args: Any, **kwargs: Any
     ) -> torch.Tensor:
+        if isinstance(input, torch.Tensor) and input.ndim == target.ndim + 1:
+            # MONAI's DynUNet in training: the heads stacked on dim 1, (B, heads, C, *spatial), all at full size
+            input = list(torch.unbind(input, dim=1))
         if isinstance(input, (list, tuple)):
             weights = self.get_weights(levels=len(input))
             loss = torch.tensor(0, dtype=torch.float, device=target.device)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.bundles import BUNDLES, REPO
 
-NAMES = ["kvasir_seg", "isic2018_seg", "synapse_seg", "acdc_seg"]
+NAMES = ["kvasir_seg", "isic2018_seg", "synapse_seg", "acdc_seg", "generic_seg"]
 SCHEMA_URL = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
 
 # meta_schema_20240725.json as published (MONAI-extra-test-data release 0.8.1; the copy read here is the verbatim one

@@ -18,6 +18,8 @@ import pytest
 from tests.bundles import BUNDLES, config_files, copy_bundle, override_args, parse_bundle
 
 NAMES = ["kvasir_seg", "isic2018_seg", "synapse_seg", "acdc_seg"]
+# every bundle rendered from bundles/_shared (generic_seg's own zoo checks are in test_generic_bundle.py)
+RENDERED = [*NAMES, "generic_seg"]
 TINY = {
     "kvasir_seg": {"image_size": [64, 64], "roi_size": [32, 32], "crop_params#mac#stride": 8, "batch_size": 2,
                    "val_batch_size": 2},
@@ -149,8 +151,9 @@ def test_bundles_equal_their_rendering_from_shared():
     # validation loader
     groups = {"kvasir_seg": {"load_2d", "validate_loading_2d", "validate_post_2d", "validate_metrics_2d"},
               "isic2018_seg": {"load_2d", "validate_loading_2d", "validate_post_2d", "validate_metrics_2d"},
-              "synapse_seg": {"validate_dataloader_3d"}, "acdc_seg": {"validate_dataloader_3d"}}
-    for name in NAMES:
+              "synapse_seg": {"validate_dataloader_3d"}, "acdc_seg": {"validate_dataloader_3d"},
+              "generic_seg": {"validate_dataloader_3d", "validate_metrics_2d"}}
+    for name in RENDERED:
         _, used = render.render((BUNDLES / name / "configs" / "train.yaml").read_text())
         assert len(used) == len(set(used)) and set(used) == common | groups[name], name
         blocks -= set(used)
@@ -180,7 +183,7 @@ def test_render_replaces_a_stale_part_and_names_an_unclosed_one():
 def test_the_check_mode_reports_a_hand_edited_bundle(tmp_path, monkeypatch):
     render = _render_module()
     copy = tmp_path / "bundles"
-    for name in NAMES:
+    for name in RENDERED:
         copy_bundle(name, copy)
     (copy / "_shared").mkdir()
     for f in (BUNDLES / "_shared").iterdir():

@@ -338,3 +338,40 @@ def test_downsampling_a_target_reads_one_value_back_to_the_host(host_reads):
         reads.clear()
         downsample_label(target, (4, 4), mode="max")
         assert len(reads) == 1, reads
+
+
+@pytest.mark.parametrize("spatial", [(8, 8), (8, 8, 4)])
+@pytest.mark.parametrize("weight_mode", ["exp", "same"])
+def test_dynunet_stacked_heads_equal_the_list_of_heads(spatial, weight_mode):
+    """MONAI's DynUNet(deep_supervision=True) returns (B, 1 + deep_supr_num, C, *spatial) in training."""
+    from monai_imbalance.losses import DilatedBalancedCELoss
+
+    gen = torch.Generator().manual_seed(3)
+    heads = [torch.randn(2, 3, *spatial, generator=gen, requires_grad=True) for _ in range(3)]
+    target = torch.randint(0, 3, (2, 1, *spatial), generator=gen).float()
+    weight_map = torch.rand(2, 1, *spatial, generator=gen) + 0.5
+    loss = DeepSupervisionLoss(DilatedBalancedCELoss(softmax=True, to_onehot_y=True, radius=2),
+                               weight_mode=weight_mode)
+    expected = loss(heads, target, weight_map=weight_map)
+    stacked = torch.stack(heads, dim=1)
+    assert stacked.ndim == target.ndim + 1
+    got = loss(stacked, target, weight_map=weight_map)
+    torch.testing.assert_close(got, expected)
+    # the stacked tensor is not read as one head: the list of three heads weighs them like the list does
+    assert not torch.allclose(got, DeepSupervisionLoss(loss.loss)(heads[0], target, weight_map=weight_map))
+    got.backward()
+    assert all(h.grad is not None and torch.isfinite(h.grad).all() and h.grad.abs().sum() > 0 for h in heads)
+
+
+def test_dynunet_training_output_goes_through_the_loss():
+    from monai.networks.nets import DynUNet
+
+    net = DynUNet(spatial_dims=2, in_channels=1, out_channels=2, kernel_size=[3, 3, 3], strides=[1, 2, 2],
+                  upsample_kernel_size=[2, 2], deep_supervision=True, deep_supr_num=1, res_block=True)
+    image = torch.randn(2, 1, 16, 16)
+    target = torch.zeros(2, 1, 16, 16)
+    target[:, :, 4:9, 4:9] = 1
+    out = net.train()(image)
+    assert out.shape == (2, 2, 2, 16, 16)
+    loss = DeepSupervisionLoss(DiceCELoss(to_onehot_y=True, softmax=True), weight_mode="same")
+    torch.testing.assert_close(loss(out, target), loss(list(out.unbind(1)), target))
