@@ -96,7 +96,8 @@ def main() -> int:
     parser.add_argument("--gpu-memory", type=float, default=8.0)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=0, help="also train this many epochs with the plan (0: no)")
-    parser.add_argument("--train-cases", type=int, default=None, help="training: the first N cases only")
+    parser.add_argument("--train-cases", default=None,
+                        help="training: the first N cases only (N for every form, or e.g. 2d:400,3d:20)")
     parser.add_argument("--report", default=None, help="write the results as Markdown here")
     args = parser.parse_args()
 
@@ -122,9 +123,12 @@ def main() -> int:
             lines.append(f"\nnote: {note}")
         if args.epochs:
             overrides = ["--num_workers", "0"]
-            if args.train_cases:
+            caps = dict(part.split(":") if ":" in part else (form, part)
+                        for part in (args.train_cases or "").split(",") if part)
+            cap = int(caps[form]) if form in caps else None
+            if cap:
                 subset = json.loads(Path(datalist).read_text())
-                subset["training"] = subset["training"][: args.train_cases]
+                subset["training"] = subset["training"][:cap]
                 small = out / form / "datalist_subset.json"
                 small.write_text(json.dumps(subset, indent=1))
                 overrides += ["--datalist", str(small)]
@@ -133,7 +137,7 @@ def main() -> int:
             shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if "dice" in k)
             print(f"\ntraining {form}: {args.epochs} epoch(s), {seconds:.0f} s: {shown}")
             lines += ["", f"training with the plan: {args.epochs} epoch(s) on "
-                      f"{args.train_cases or plan.num_cases} cases (fold 0 of 5 held out), {seconds:.0f} s: "
+                      f"{cap or plan.num_cases} cases (fold 0 of 5 held out), {seconds:.0f} s: "
                       f"val_mean_dice {dice:.4f}; {shown}"]
         sections.append("\n".join(lines))
     if args.report:
