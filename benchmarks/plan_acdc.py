@@ -104,6 +104,7 @@ def main() -> int:
     from monai_imbalance.apps.plan import plan_dataset
 
     out = Path(args.out)
+    began = time.perf_counter()
     sections = []
     for form in args.forms.split(","):
         start = time.perf_counter()
@@ -148,9 +149,10 @@ def main() -> int:
                 f"commit {commit}; machine: {platform.machine()}, {platform.processor() or 'CPU'}, 2 cores, no GPU; "
                 f"GPU budget planned for: {args.gpu_memory:g} GiB", "",
                 "The HDF5 form stores no spacing: the volumes were written with 1 mm voxels (real ACDC: about "
-                "1.5 x 1.5 x 5-10 mm), so the 3-D spacing decisions are those of isotropic data.", ""]
+                "1.5 x 1.5 x 5-10 mm), so the 3-D spacing decisions are those of isotropic data.", "",
+                f"wall time of the whole command: {time.perf_counter() - began:.0f} s", ""]
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text("\n".join(head + sections) + "\n")
+        Path(args.report).write_text("\n".join(head) + "\n" + "\n\n".join(sections) + "\n")
         print(f"report written to {args.report}")
     return 0
 
