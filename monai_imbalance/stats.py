@@ -23,7 +23,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -592,18 +592,10 @@ class ImbalanceStatistics:
             sources = self._sources(data, data_list_key)
         if len(sources) == 0:
             raise ValueError("the dataset is empty: there is no label to compute statistics on.")
+        from monai_imbalance.apps.checks import process_iter
+
         worker = _SummaryWorker(sources, self)
-        from tqdm.auto import tqdm
-
-        if num_workers > 0:
-            from torch.utils.data import DataLoader
-
-            loader: Iterable = DataLoader(
-                worker, batch_size=None, shuffle=False, num_workers=num_workers, collate_fn=_identity
-            )
-        else:
-            loader = (worker[i] for i in range(len(worker)))
-        for summary in tqdm(loader, total=len(worker), desc="label statistics", unit="img", disable=not progress):
+        for summary in process_iter(worker, num_workers, "label statistics", bool(progress), unit="img"):
             self.add_summary(summary)
         return self.compute()
 
@@ -770,10 +762,6 @@ def _suggestions(report: ImbalanceReport) -> list[str]:
             "back to random crops on them."
         )
     return out
-
-
-def _identity(x: Any) -> Any:
-    return x
 
 
 class _DatasetSources:

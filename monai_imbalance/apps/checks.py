@@ -33,6 +33,7 @@ __all__ = [
     "resolve_expected",
     "SKIP_COUNT_CHECK",
     "thread_map",
+    "process_iter",
     "progress_bar",
     "class_indices",
 ]
@@ -223,6 +224,32 @@ def thread_map(
         with ThreadPoolExecutor(max_workers=num_workers) as pool:
             return list(counted(pool.map(function, items)))
     return [function(x) for x in counted(items)]
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def process_iter(
+    dataset: Any,
+    num_workers: int = 0,
+    desc: str | None = None,
+    progress: bool | None = False,
+    unit: str = "file",
+) -> Iterable[Any]:
+    """``dataset[0], dataset[1], ...`` in order, computed in worker processes when ``num_workers > 0`` (a
+    ``DataLoader`` with ``batch_size=None``: ``dataset`` must be picklable), one at a time, so that a large dataset is
+    never all in memory; :func:`thread_map`'s ``desc``, ``progress`` and ``unit``. For work that holds the GIL
+    (connected components, window counts), where :func:`thread_map`'s threads would not run in parallel."""
+    total = len(dataset)
+    if num_workers and num_workers > 0:
+        from torch.utils.data import DataLoader
+
+        results: Iterable[Any] = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
+                                            collate_fn=_identity)
+    else:
+        results = (dataset[i] for i in range(total))
+    return progress_bar(results, total, desc, progress, unit) if desc and total else results
 
 
 def _image_size(path: Path, full: bool) -> tuple[int, int]:

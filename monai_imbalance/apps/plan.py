@@ -114,11 +114,15 @@ class CaseFingerprint:
 
 
 def _suffix(path: Any) -> str:
-    name = str(path[0] if isinstance(path, (list, tuple)) else path).lower()
-    for suffix in (".nii.gz", ".nii", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".nrrd", ".mha"):
-        if name.endswith(suffix):
-            return suffix
-    return Path(name).suffix
+    """:func:`monai_imbalance.apps.io.label_suffix` of a path, or of the first of a list of channel files."""
+    from monai_imbalance.apps.io import label_suffix
+
+    return label_suffix(path[0] if isinstance(path, (list, tuple)) else path)
+
+
+def _is_lossy_or_colour_mask(suffix: str, channels: int) -> bool:
+    """JPEG masks (compression noise) and colour masks are read as binary masks thresholded at 127."""
+    return suffix in (".jpg", ".jpeg") or channels > 1
 
 
 def _load(path: Any) -> Any:
@@ -145,8 +149,7 @@ def fingerprint_case(item: Mapping[str, Any], index: int = 0, seed: int = 0) -> 
     arr = np.asarray(image, dtype=np.float32)
     grey = _grey(label)
     suffix = _suffix(item["label"])
-    noisy = suffix in (".jpg", ".jpeg") or label.shape[0] > 1
-    if noisy:
+    if _is_lossy_or_colour_mask(suffix, label.shape[0]):
         values = tuple(int(v) for v in np.unique(grey > 127))  # read as a binary mask (threshold 127)
         foreground = grey > 127
     else:
@@ -210,7 +213,7 @@ def choose_labels(
     """
     values = set().union(*(c.label_values for c in cases))
     binary_255 = values <= {0, 255} and 255 in values
-    noisy = any(c.label_suffix in (".jpg", ".jpeg") or c.label_channels > 1 for c in cases)
+    noisy = any(_is_lossy_or_colour_mask(c.label_suffix, c.label_channels) for c in cases)
     if noisy or binary_255:
         threshold: float | None = 127.0
         present = {1 if v else 0 for v in values} if not noisy else set(values)
@@ -361,15 +364,16 @@ def training_memory(
 
 
 def fit_patch(
-    start: Sequence[int], spacing: Sequence[float], memory: Callable[[list[int], list[list[int]]], float],
+    start: Sequence[int], spacing: Sequence[float],
+    memory: Callable[[list[int], list[list[int]], list[list[int]]], float],
     budget: float, plan_network: Callable[..., tuple[list[list[int]], list[list[int]]]] = plan_dynunet,
 ) -> tuple[list[int], list[list[int]], list[list[int]], float, int]:
     """The largest patch from ``start`` whose training needs at most ``budget`` bytes.
 
     Each step plans the network for the patch (:func:`plan_dynunet`), rounds the patch down to a multiple of the
-    network's divisor per axis (at least one divisor), and asks ``memory(patch, strides)``; while that is over the
-    budget, the axis with the largest physical extent (size x spacing; the first on ties) loses one divisor, while
-    it stays at least ``4 * MIN_FEATURE_SIZE`` (two poolings).
+    network's divisor per axis (at least one divisor), and asks ``memory(patch, kernels, strides)``; while that is
+    over the budget, the axis with the largest physical extent (size x spacing; the first on ties) loses one
+    divisor, while it stays at least ``4 * MIN_FEATURE_SIZE`` (two poolings).
 
     Returns:
         ``(patch, kernels, strides, bytes, steps)``.
@@ -385,7 +389,7 @@ def fit_patch(
                             f"too small (at least {2 * 2 * MIN_FEATURE_SIZE} px per axis).")
         div = _divisors(strides)
         patch = [max(d, (p // d) * d) for p, d in zip(patch, div)]
-        need = float(memory(patch, strides))
+        need = float(memory(patch, kernels, strides))
         if need <= budget:
             return patch, kernels, strides, need, steps
         # an axis shrinks by its divisor while it keeps room for two poolings (4 x the smallest feature map)
@@ -615,18 +619,9 @@ def _label_summary(
 
 
 def _stream(dataset: _Pass, num_workers: int, progress: bool, desc: str) -> list[Any]:
-    from tqdm.auto import tqdm
+    from monai_imbalance.apps.checks import process_iter
 
-    if num_workers > 0:
-        from torch.utils.data import DataLoader
-
-        from monai_imbalance.stats import _identity
-
-        loader: Any = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=num_workers,
-                                 collate_fn=_identity)
-    else:
-        loader = (dataset[i] for i in range(len(dataset)))
-    return list(tqdm(loader, total=len(dataset), desc=desc, unit="case", disable=not progress))
+    return list(process_iter(dataset, num_workers, desc, bool(progress), unit="case"))
 
 
 def plan_dataset(
@@ -714,9 +709,8 @@ def plan_dataset(
             cache[key] = training_memory(dims, channels, num_classes, kernels, strides)
         return cache[key]
 
-    def memory_of(batch: int) -> Callable[[list[int], list[list[int]]], float]:
-        def need(patch: list[int], strides: list[list[int]]) -> float:
-            kernels, _ = plan_dynunet(patch, target)
+    def memory_of(batch: int) -> Callable[[list[int], list[list[int]], list[list[int]]], float]:
+        def need(patch: list[int], kernels: list[list[int]], strides: list[list[int]]) -> float:
             per_voxel, fixed = per_batch(strides, kernels)
             return fixed + batch * per_voxel * float(np.prod(patch))
 
@@ -725,9 +719,9 @@ def plan_dataset(
     batch = BATCH_3D if dims == 3 else 2
     roi, kernels, strides, need, steps = fit_patch(start, target, memory_of(batch), budget)
     if dims == 2:
-        while batch < min(MAX_BATCH_2D, len(items)) and memory_of(batch + 1)(roi, strides) <= budget:
+        while batch < min(MAX_BATCH_2D, len(items)) and memory_of(batch + 1)(roi, kernels, strides) <= budget:
             batch += 1
-        need = memory_of(batch)(roi, strides)
+        need = memory_of(batch)(roi, kernels, strides)
     values["roi_size"] = roi
     reasons["roi_size"] = (f"{start_why}; the largest patch whose training (batch {batch}) fits {gpu_memory_gib:g} "
                            f"GiB - {MEMORY_RESERVE_GIB:g} GiB reserve: estimated {need / _GIB:.2f} GiB"

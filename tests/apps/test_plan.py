@@ -68,7 +68,7 @@ def test_dynunet_strides_isotropic_and_anisotropic():
 
 
 def test_fit_patch_shrinks_the_longest_axis_by_its_divisor():
-    def memory(patch, strides):  # 1000 bytes per pixel
+    def memory(patch, kernels, strides):  # 1000 bytes per pixel
         return 1000.0 * np.prod(patch)
 
     patch, _, strides, need, steps = P.fit_patch([128, 128], [1.0, 1.0], memory, budget=1000.0 * 64 * 64)
