@@ -121,7 +121,7 @@ def image_items(
     folder: str | os.PathLike, suffixes: Sequence[str] = IMAGE_SUFFIXES, recursive: bool = False
 ) -> list[dict[str, str]]:
     """``[{"image": path}, ...]`` for the image files of ``folder``, sorted (other files, e.g. ISIC's
-    ``LICENSE.txt``, are skipped).
+    ``LICENSE.txt``, are skipped). A suffix matches the end of a file name, so ``".nii.gz"`` works.
 
     Raises:
         FileNotFoundError: no such folder, or no image in it.
@@ -131,7 +131,7 @@ def image_items(
         raise FileNotFoundError(f"input folder not found: {folder}")
     pattern = "**/*" if recursive else "*"
     wanted = tuple(s.lower() for s in suffixes)
-    files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.suffix.lower() in wanted)
+    files = sorted(p for p in folder.glob(pattern) if p.is_file() and p.name.lower().endswith(wanted))
     if not files:
         raise FileNotFoundError(f"no image ({', '.join(wanted)}) in {folder}")
     return [{"image": str(p.resolve())} for p in files]

@@ -333,15 +333,10 @@ def inference_items(
     if input_dir:
         from monai_imbalance.transforms.io import split_volume_name
 
-        folder = Path(input_dir)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"input folder not found: {folder}")
-        wanted = INPUT_SUFFIXES[spatial_dims]
-        files = sorted(p for p in (folder.rglob("*") if recursive else folder.iterdir())
-                       if p.is_file() and p.name.lower().endswith(wanted))
-        if not files:
-            raise FileNotFoundError(f"no image ({', '.join(wanted)}) in {folder}")
-        return [{"image": str(p.resolve()), "id": split_volume_name(p)[0]} for p in files]
+        from .datalists import image_items
+
+        items = image_items(input_dir, INPUT_SUFFIXES[spatial_dims], recursive=recursive)
+        return [{**item, "id": split_volume_name(item["image"])[0]} for item in items]
     if not datalist:
         raise ValueError("set input_dir to the folder of the images to predict (or datalist to a file with a test "
                          "section).")
