@@ -67,24 +67,16 @@ def convert(root: Path, out: Path, form: str, max_cases: int | None) -> Path:
     return datalist
 
 
-def train(plan_path: Path, run_dir: Path, epochs: int, overrides: list[str]) -> tuple[dict[str, float], float]:
-    from monai_imbalance.apps.bench import read_evaluation
+def train(plan_path: Path, run_dir: Path, epochs: int, overrides: dict[str, str]) -> tuple[dict[str, float], float]:
+    """Train and evaluate ``bundles/generic_seg`` with the plan (``monai-imbalance bench``'s runner: one process
+    each, models and metrics in ``run_dir``)."""
+    from monai_imbalance.apps.bench import BundleRunner
 
-    bundle = ROOT / "bundles" / "generic_seg"
-    common = ["--bundle_root", str(bundle), "--ckpt_dir", str(run_dir / "models"), "--output_dir",
-              str(run_dir / "eval"), "--log_dir", str(run_dir / "logs"), "--epochs", str(epochs),
-              "--progress", "False", *overrides]
+    runner = BundleRunner(ROOT / "bundles" / "generic_seg", {"epochs": str(epochs), "progress": "False", **overrides},
+                          extra_configs=[plan_path])
     start = time.perf_counter()
-    for configs in (["train"], ["train", "evaluate"]):
-        files = [str(bundle / "configs" / f"{c}.yaml") for c in configs] + [str(plan_path)]
-        cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", repr(files), *common]
-        log = run_dir / f"{configs[-1]}.log"
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as f:
-            proc = subprocess.run(cmd, cwd=bundle, stdout=f, stderr=subprocess.STDOUT)
-        if proc.returncode:
-            raise SystemExit(f"{configs[-1]} failed (exit {proc.returncode}); log: {log}")
-    return read_evaluation(run_dir / "eval"), time.perf_counter() - start
+    metrics = runner.run(run_dir, {})
+    return metrics, time.perf_counter() - start
 
 
 def main() -> int:
@@ -123,7 +115,7 @@ def main() -> int:
         for note in plan.notes:
             lines.append(f"\nnote: {note}")
         if args.epochs:
-            overrides = ["--num_workers", "0"]
+            overrides = {"num_workers": "0"}
             caps = dict(part.split(":") if ":" in part else (form, part)
                         for part in (args.train_cases or "").split(",") if part)
             cap = int(caps[form]) if form in caps else None
@@ -132,7 +124,7 @@ def main() -> int:
                 subset["training"] = subset["training"][:cap]
                 small = out / form / "datalist_subset.json"
                 small.write_text(json.dumps(subset, indent=1))
-                overrides += ["--datalist", str(small)]
+                overrides["datalist"] = str(small)
             metrics, seconds = train(plan_path, out / form / "run", args.epochs, overrides)
             dice = metrics.get("val_mean_dice", float("nan"))
             shown = ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items()) if "dice" in k)
