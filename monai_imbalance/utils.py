@@ -130,66 +130,83 @@ def non_integer_label_message(name: str, examples: object) -> str:
             "Interpolated labels need nearest-neighbour resampling; probability maps need thresholding.")
 
 
-#: elements per block of the fused label check (:func:`_uint8_label`): 256 KB of float32, so that the cast, the cast
-#: back and the comparison of a block run in the CPU cache after one read of the label from memory
+#: elements per block of the fused label check (:func:`_uint8_label`): 256 KB of float32, so that the range check,
+#: the cast and the comparison of a block run in the CPU cache after one read of the label from memory
 _BLOCK_ELEMENTS = 1 << 16
 
 
-def _label_blocks(arr: np.ndarray) -> list[tuple[slice, ...]]:
-    """Slices of about ``_BLOCK_ELEMENTS`` elements along the axis with the largest stride (the outermost in memory,
-    axis 0 of a C-ordered array, the last of a Fortran-ordered one), covering ``arr``."""
+def _label_blocks(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[slice, ...]]]:
+    """``(result, source, destination, blocks)``: a new ``uint8`` array of the shape and memory order of ``arr``,
+    views of ``arr`` and of the result, and slices of about ``_BLOCK_ELEMENTS`` elements covering both views.
+
+    A contiguous label (C or Fortran order) is read as one flat run of memory, cut into equal blocks; any other layout
+    (a strided view) in slices along its axis with the largest stride."""
+    order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+    out = np.zeros(arr.shape, np.uint8, order=order)  # zeroed pages: all-zero blocks are never written
+    if arr.flags.c_contiguous or arr.flags.f_contiguous:
+        flat = arr.reshape(-1, order=order)
+        blocks = [(slice(i, i + _BLOCK_ELEMENTS),) for i in range(0, flat.size, _BLOCK_ELEMENTS)]
+        return out, flat, out.reshape(-1, order=order), blocks
     strides = [abs(s) if n > 1 else -1 for s, n in zip(arr.strides, arr.shape)]
     axis = int(np.argmax(strides))
     step = max(1, _BLOCK_ELEMENTS // max(arr.size // arr.shape[axis], 1))
     lead = (slice(None),) * axis
-    return [lead + (slice(i, i + step),) for i in range(0, arr.shape[axis], step)]
+    return out, arr, out, [lead + (slice(i, i + step),) for i in range(0, arr.shape[axis], step)]
+
+
+def _bits_dtype(dtype: np.dtype) -> np.dtype:
+    """The unsigned integer dtype of the width and byte order of ``dtype`` (NIfTI labels can be big-endian)."""
+    return np.dtype(f"u{dtype.itemsize}").newbyteorder(dtype.byteorder)
+
+
+def _byte_limit_bits(dtype: np.dtype) -> int:
+    """The bit pattern, read as an unsigned integer of the same width and byte order, of the largest value of
+    ``dtype`` that is a valid ``uint8`` label (255, or 127 for ``int8``)."""
+    top = min(255, int(np.iinfo(dtype).max)) if np.issubdtype(dtype, np.integer) else 255
+    return int(np.array(top, dtype=dtype).view(_bits_dtype(dtype)))
 
 
 def _uint8_blocks(arr: np.ndarray, out: np.ndarray, blocks: Sequence[tuple[slice, ...]]) -> int | None:
-    """Cast ``arr[b]`` into ``out[b]`` for each block and check the round trip; the largest value, or None as soon
-    as a block does not hold only whole numbers in ``0..255`` (NaN, inf, fractions, negatives, larger values: a
-    ``uint8`` never equals them). Background blocks (every element +0, most of a sparse label) skip the checks: they
-    are found by one vectorised maximum of the block's bits read as unsigned integers of the same width (a -0.0 is
-    not caught there and takes the full check)."""
-    bits = arr.view(np.dtype(f"u{arr.dtype.itemsize}"))
+    """Cast ``arr[b]`` into ``out[b]`` (zeros) for each block; the largest value, or None as soon as a block holds a value
+    that is not a whole number in ``0..255``.
+
+    The range check is one maximum of the block's bits read as unsigned integers of the same width: non-negative
+    integers and non-negative floats are ordered like their bit patterns, while a negative value (sign bit set),
+    NaN and infinity read as larger than the pattern of 255. An all-zero block (most of a sparse label) stops there.
+    Floats then need one comparison of the cast block with the original (fractions, tiny values). A ``-0.0`` reads
+    as out of range here and takes the general check of :func:`_wide_label`."""
+    bits = arr.view(_bits_dtype(arr.dtype))
+    limit = _byte_limit_bits(arr.dtype)
+    whole_by_type = np.issubdtype(arr.dtype, np.integer)
+    unequal = None if whole_by_type else np.empty(max(out[block].size for block in blocks), dtype=bool)
     top = 0
-    if np.issubdtype(arr.dtype, np.integer):  # whole by type: the range is the whole check (no comparison)
+    with np.errstate(invalid="ignore", over="ignore"):
         for block in blocks:
-            src = arr[block]
-            if not bits[block].max():
-                out[block] = 0
+            hi = int(bits[block].max())
+            if not hi:
                 continue
-            lo, hi = src.min(), src.max()
-            if lo < 0 or hi > 255:
+            if hi > limit:
                 return None
-            np.copyto(out[block], src, casting="unsafe")
-            top = max(top, int(hi))
-        return top
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN, out-of-range floats: arbitrary bytes, caught below
-        for block in blocks:
             src, dst = arr[block], out[block]
             np.copyto(dst, src, casting="unsafe")
-            hi = int(dst.max())
-            if hi == 0 and not bits[block].max():
-                continue
-            if not np.array_equal(dst, src):
-                return None
+            if not whole_by_type:
+                if np.not_equal(dst, src, out=unequal[: dst.size].reshape(dst.shape)).any():
+                    return None
             top = max(top, hi)
-    return top
+    return int(np.array(top, dtype=bits.dtype).view(arr.dtype))
 
 
 def _uint8_label(arr: np.ndarray) -> tuple[np.ndarray, int] | None:
     """``(arr as uint8, its maximum)`` when every value of ``arr`` (numeric, non-empty, not uint8) is a whole
     number in ``0..255``, else None.
 
-    One pass over ``arr`` in blocks (:func:`_label_blocks`), each block cast and compared while it is in the cache:
-    the only full-size array made is the ``uint8`` result, and the label is read from memory once (a separate
-    minimum, maximum, cast and comparison read it four times). One thread: splitting the blocks over two threads
-    measured between 0.7x and 1.7x the time of one on this project's 2-core machine.
+    One pass over ``arr`` in blocks (:func:`_label_blocks`), each block range-checked, cast and compared while it is
+    in the cache: the only full-size array made is the ``uint8`` result, and the label is read from memory once.
+    One thread: splitting the blocks over two threads measured 0.7x to 1.2x the time of one on this project's 2-core
+    machine (the Python loop over blocks holds the interpreter lock between numpy calls).
     """
-    order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
-    out = np.empty(arr.shape, np.uint8, order=order)
-    top = _uint8_blocks(arr, out, _label_blocks(arr))
+    out, src, dst, blocks = _label_blocks(arr)
+    top = _uint8_blocks(src, dst, blocks)
     return None if top is None else (out, top)
 
 

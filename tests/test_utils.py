@@ -179,3 +179,54 @@ def test_validate_label_background_blocks_still_see_tiny_and_negative_zero_value
         validate_label(label)
     label[33, 100, 7] = 2
     assert int(validate_label(label).max()) == 2
+
+
+def _plain_label_check(values):
+    """The definition of a valid label, element by element in float64: the class indices, or None."""
+    as_float = values.astype(np.float64)
+    if not (np.isfinite(as_float).all() and (as_float == np.round(as_float)).all() and (as_float >= 0).all()):
+        return None
+    return as_float.astype(np.int64)
+
+
+SPARSE_DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int64, np.uint16, np.uint32,
+                 ">i2", ">f4", ">f8", ">u4"]  # big-endian: NIfTI files written on such machines load that way
+
+
+@pytest.mark.parametrize("dtype", SPARSE_DTYPES)
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_validate_label_sparse_labels_with_one_odd_value_match_the_plain_definition(dtype, layout, ndim):
+    # mostly-background labels (the all-zero blocks the fused check skips) with a few objects and one odd value in a
+    # block that is otherwise background: the result (or the error) must be the plain definition's
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng([ndim, len(layout), dtype.itemsize, dtype.kind.encode()[0]])
+    shape = (700, 300) if ndim == 2 else (60, 50, 70)
+    odd_values = [0.0, 1.0, 7.0, 255.0, 256.0, -1.0, -0.0, 0.5, 254.5, np.nan, np.inf, -np.inf, 1e-30, 3e4]
+    for odd in odd_values:
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            if not (np.isfinite(odd) and float(odd).is_integer() and info.min <= odd <= info.max):
+                continue
+        elif not np.isfinite(np.array(odd, dtype=dtype)) and np.isfinite(odd):
+            continue  # a value the float dtype cannot hold (it would overflow to inf)
+        values = np.zeros(shape)
+        for _ in range(3):  # a few small objects
+            corner = [int(rng.integers(0, n - 5)) for n in shape]
+            values[tuple(slice(c, c + 4) for c in corner)] = int(rng.integers(1, 9))
+        position = tuple(int(rng.integers(0, n)) for n in shape)
+        values[position] = odd
+        label = values.astype(dtype)
+        if layout == "F":
+            label = np.asfortranarray(label)
+        elif layout == "strided":
+            label = np.repeat(label, 2, axis=0)[::2]
+        expected = _plain_label_check(label)
+        if expected is None:
+            with pytest.raises(ValueError, match="non-integer|NaN or infinite|negative"):
+                validate_label(label)
+            continue
+        out = validate_label(label)
+        np.testing.assert_array_equal(out.astype(np.int64), expected, err_msg=f"odd value {odd}")
+        if expected.max() <= 255:
+            assert out.dtype == np.uint8, (odd, out.dtype)
