@@ -34,13 +34,22 @@ def _piece_bounds(size: int, roi: int, stride: int, max_len: int | None) -> tupl
     return starts, bounds
 
 
-def _foreground_bytes(mask: np.ndarray) -> np.ndarray:
-    """``mask != 0`` as ``uint8``, without a copy when it is bool or 0/1 ``uint8`` already."""
-    if mask.dtype == bool:
-        return mask.view(np.uint8)
-    if mask.dtype == np.uint8 and mask.max() <= 1:
-        return mask
-    return (mask != 0).view(np.uint8)
+def _first_axis_pieces(mask: np.ndarray, bounds: np.ndarray) -> list[np.ndarray]:
+    """Foreground counts (``uint8``) of the runs ``mask[a:b]`` between consecutive ``bounds`` of axis 0.
+
+    A bool or 0/1 ``uint8`` mask is summed as it is. Any other mask (class indices) is turned into foreground bytes
+    one run at a time, in a buffer the size of the longest run reused for every run: no full-size temporary, and
+    each run is summed while it is still in the cache."""
+    runs = list(zip(bounds[:-1], bounds[1:]))
+    if mask.dtype == bool or (mask.dtype == np.uint8 and mask.max() <= 1):
+        arr = mask.view(np.uint8)
+        return [arr[a:b].sum(axis=0, dtype=np.uint8) for a, b in runs]
+    buffer = np.empty((max(b - a for a, b in runs), *mask.shape[1:]), dtype=bool)
+    pieces = []
+    for a, b in runs:
+        run = np.not_equal(mask[a:b], 0, out=buffer[: b - a])
+        pieces.append(run.view(np.uint8).sum(axis=0, dtype=np.uint8))
+    return pieces
 
 
 def piece_window_counts(mask: np.ndarray, roi: Sequence[int], stride: Sequence[int]) -> np.ndarray:
@@ -54,11 +63,10 @@ def piece_window_counts(mask: np.ndarray, roi: Sequence[int], stride: Sequence[i
     ]
     # piece sums, one axis at a time; the outermost axis reads the whole mask: its pieces are runs of contiguous
     # rows added as bytes (vectorised, no widening pass), after which the array is a fraction of the mask's size
-    arr = _foreground_bytes(mask)
-    for axis, (_, bounds) in enumerate(cuts):
+    arr = np.stack(_first_axis_pieces(mask, cuts[0][1]), axis=0)
+    for axis, (_, bounds) in enumerate(cuts[1:], start=1):
         lead = (slice(None),) * axis
-        dtype = np.uint8 if axis == 0 else np.int64
-        pieces = [arr[lead + (slice(a, b),)].sum(axis=axis, dtype=dtype) for a, b in zip(bounds[:-1], bounds[1:])]
+        pieces = [arr[lead + (slice(a, b),)].sum(axis=axis, dtype=np.int64) for a, b in zip(bounds[:-1], bounds[1:])]
         arr = np.stack(pieces, axis=axis)
     # window sums: differences of prefix sums over the piece grid, one axis at a time
     for axis, (starts, bounds) in enumerate(cuts):

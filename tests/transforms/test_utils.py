@@ -43,14 +43,19 @@ def test_window_counts_equal_algorithm_1(mask_cases, brute_force_counts, data):
         ((300, 64), (300, 32), (1, 32)),  # piece sums up to 255 * 32
     ],
 )
-@pytest.mark.parametrize("dtype", [bool, np.uint8, np.int8, np.float64])
-@pytest.mark.parametrize("layout", ["C", "F"])
+@pytest.mark.parametrize("dtype", [bool, "uint8 0/1", np.uint8, np.int8, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_kernel_equals_definition_on_long_pieces(shape, roi, stride, dtype, layout, brute_force_counts):
+    # bool and 0/1 bytes are summed as they are; class indices are converted one run of rows at a time
     rng = np.random.default_rng(0)
-    mask = (rng.integers(0, 3, shape) * (rng.random(shape) < 0.7)).astype(dtype)
+    values = rng.integers(1, 2, shape) if dtype == "uint8 0/1" else rng.integers(0, 3, shape)
+    mask = (values * (rng.random(shape) < 0.7)).astype(np.uint8 if dtype == "uint8 0/1" else dtype)
     if dtype == np.int8:
         mask = -mask  # negative labels are still non-zero
-    mask = np.asarray(mask, order=layout)
+    if layout == "strided":
+        mask = np.repeat(mask, 2, axis=-1)[..., ::2]  # neither C nor Fortran contiguous
+    else:
+        mask = np.asarray(mask, order=layout)
     expected = brute_force_counts(mask, roi, stride)
     np.testing.assert_array_equal(integral_image_counts(mask, roi, stride), expected)
     np.testing.assert_array_equal(_window_kernels.piece_window_counts(mask, roi, stride), expected)
