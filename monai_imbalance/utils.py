@@ -167,8 +167,8 @@ def _byte_limit_bits(dtype: np.dtype) -> int:
 
 
 def _uint8_blocks(arr: np.ndarray, out: np.ndarray, blocks: Sequence[tuple[slice, ...]]) -> int | None:
-    """Cast ``arr[b]`` into ``out[b]`` (zeros) for each block; the largest value, or None as soon as a block holds a value
-    that is not a whole number in ``0..255``.
+    """Cast ``arr[b]`` into ``out[b]`` (zeros) for each block; the largest value, or None as soon as a block holds a
+    value that is not a whole number in ``0..255``.
 
     The range check is one maximum of the block's bits read as unsigned integers of the same width: non-negative
     integers and non-negative floats are ordered like their bit patterns, while a negative value (sign bit set),
